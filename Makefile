@@ -1,0 +1,34 @@
+# lslo: `make install`, `make test`, `make demo`, `make bench`
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+# The CPU build of torch used when no torch is importable. A GPU user who already has
+# torch (system site-packages are visible in the venv) keeps theirs.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: install test demo bench lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv --system-site-packages $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH_SPEC)"
+	$(PIP) install -q -e ".[dev]"
+	touch $@
+
+test: install
+	$(PY) -m pytest tests
+
+demo: install
+	$(PY) -m lslo.demo
+
+bench: install
+	$(PY) benchmarks/speed.py
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache
