@@ -1,0 +1,183 @@
+"""Language codes <-> model language tokens, and per-sentence encoding of mixed batches.
+
+A single tokenizer call with one ``src_lang`` cannot encode a batch that mixes
+languages, so lslo builds the sequences itself in the layout M2M-100, NLLB
+(non-legacy) and mBART-50 share:
+
+    source  = [src_token] pieces </s>
+    labels  = [tgt_token] pieces </s>
+    decoder = [decoder_start] + labels[:-1]          (teacher forcing)
+    prompt  = [decoder_start, tgt_token]             (generation, one per sentence)
+
+A language whose token is ``"none"`` (e.g. Marian) gets no language token; only
+the routing tells its sentences apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+NO_TOKEN = "none"
+
+
+class LanguageError(ValueError):
+    """A language code cannot be mapped to a model token."""
+
+
+def _flores200(code: str) -> str | None:
+    try:
+        from lslo.data.langcodes import to_flores200  # optional: the FLORES code table
+    except Exception:  # pragma: no cover - the table is part of the package
+        return None
+    try:
+        return to_flores200(code)
+    except Exception:
+        return None
+
+
+def _has_token(tokenizer, token: str) -> bool:
+    """True when ``token`` is one token of the tokenizer (vocab, added, or M2M-100 language tokens)."""
+    try:
+        idx = tokenizer.convert_tokens_to_ids(token)
+    except Exception:
+        return False
+    if idx is None or (idx == tokenizer.unk_token_id and token != tokenizer.unk_token):
+        return False
+    try:
+        return tokenizer.convert_ids_to_tokens(idx) == token
+    except Exception:
+        return False
+
+
+def tokenizer_vocab_size(tokenizer) -> int:
+    """Size a model's embedding must have for every id this tokenizer can produce."""
+    ids = list(tokenizer.get_vocab().values()) + list(getattr(tokenizer, "lang_code_to_id", {}).values())
+    return max(ids) + 1 + int(getattr(tokenizer, "num_madeup_words", 0) or 0)
+
+
+def language_token(tokenizer, code: str, explicit: str | None = None) -> str | None:
+    """The model token of language ``code`` (None when it is configured as ``none``)."""
+    if explicit == NO_TOKEN:
+        return None
+    if explicit is not None:
+        if not _has_token(tokenizer, explicit):
+            raise LanguageError(f"language {code!r}: token {explicit!r} is not in the tokenizer's vocabulary")
+        return explicit
+    candidates = [f"__{code}__", code]
+    f200 = _flores200(code)
+    if f200:
+        candidates.append(f200)
+    for cand in candidates:
+        if _has_token(tokenizer, cand):
+            return cand
+    mbart = sorted(t for t in tokenizer.get_vocab() if len(t) == 5 and t[2] == "_" and t.startswith(code + "_") and t[3:].isupper())
+    if len(code) == 2 and mbart:
+        return mbart[0]
+    raise LanguageError(
+        f"language {code!r}: the tokenizer has no language token (tried {', '.join(candidates)}); "
+        f"set languages[].token explicitly, or token: none for models without language tokens"
+    )
+
+
+@dataclass
+class LanguageTokens:
+    """Resolved token ids of the configured languages for one tokenizer."""
+
+    codes: list[str]
+    token_ids: list[int | None]
+    eos_id: int
+    pad_id: int
+    decoder_start_id: int
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer, codes: Sequence[str], explicit: dict[str, str | None], decoder_start_id: int):
+        ids: list[int | None] = []
+        for code in codes:
+            tok = language_token(tokenizer, code, explicit.get(code))
+            ids.append(None if tok is None else int(tokenizer.convert_tokens_to_ids(tok)))
+        if tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
+            raise LanguageError("tokenizer: needs both an eos and a pad token")
+        return cls(list(codes), ids, int(tokenizer.eos_token_id), int(tokenizer.pad_token_id), int(decoder_start_id))
+
+    def index(self, code: str) -> int:
+        try:
+            return self.codes.index(code)
+        except ValueError:
+            raise LanguageError(f"language {code!r} is not configured; configured: {', '.join(self.codes)}") from None
+
+    def token_id(self, code: str) -> int | None:
+        return self.token_ids[self.index(code)]
+
+
+def _pieces(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    return tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+
+
+def _pad(seqs: list[list[int]], pad_id: int, pad_value_labels: bool = False) -> torch.Tensor:
+    width = max(len(s) for s in seqs)
+    fill = -100 if pad_value_labels else pad_id
+    return torch.tensor([s + [fill] * (width - len(s)) for s in seqs], dtype=torch.long)
+
+
+def encode_batch(
+    tokenizer,
+    tokens: LanguageTokens,
+    src_texts: Sequence[str],
+    src_langs: Sequence[str],
+    tgt_langs: Sequence[str],
+    tgt_texts: Sequence[str] | None = None,
+    max_length: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """Encode a mixed-direction batch: inputs, language indices and (optionally) labels."""
+    if not (len(src_texts) == len(src_langs) == len(tgt_langs)):
+        raise ValueError("encode_batch: src_texts, src_langs and tgt_langs must have the same length")
+    src_idx = [tokens.index(code) for code in src_langs]
+    tgt_idx = [tokens.index(code) for code in tgt_langs]
+    body = _pieces(tokenizer, src_texts)
+    inputs = []
+    for pieces, li in zip(body, src_idx):
+        lang = tokens.token_ids[li]
+        keep = (max_length - 1 - (lang is not None)) if max_length else None
+        inputs.append(([lang] if lang is not None else []) + pieces[:keep] + [tokens.eos_id])
+    input_ids = _pad(inputs, tokens.pad_id)
+    batch = {
+        "input_ids": input_ids,
+        "src_lang": torch.tensor(src_idx, dtype=torch.long),
+        "tgt_lang": torch.tensor(tgt_idx, dtype=torch.long),
+    }
+    # The attention mask comes from lengths, not from the pad id.
+    mask = torch.zeros_like(input_ids)
+    for i, seq in enumerate(inputs):
+        mask[i, : len(seq)] = 1
+    batch["attention_mask"] = mask
+    if tgt_texts is not None:
+        if len(tgt_texts) != len(src_texts):
+            raise ValueError("encode_batch: tgt_texts must have the same length as src_texts")
+        labels = []
+        for pieces, li in zip(_pieces(tokenizer, tgt_texts), tgt_idx):
+            lang = tokens.token_ids[li]
+            keep = (max_length - 1 - (lang is not None)) if max_length else None
+            labels.append(([lang] if lang is not None else []) + pieces[:keep] + [tokens.eos_id])
+        dec_in = [[tokens.decoder_start_id] + lab[:-1] for lab in labels]
+        batch["labels"] = _pad(labels, tokens.pad_id, pad_value_labels=True)
+        batch["decoder_input_ids"] = _pad(dec_in, tokens.pad_id)
+        dmask = torch.zeros_like(batch["decoder_input_ids"])
+        for i, seq in enumerate(dec_in):
+            dmask[i, : len(seq)] = 1
+        batch["decoder_attention_mask"] = dmask
+    return batch
+
+
+def generation_prompt(tokens: LanguageTokens, tgt_idx: torch.Tensor) -> torch.Tensor:
+    """Per-sentence decoder prompt [decoder_start, tgt_token] (a single forced BOS cannot mix targets)."""
+    rows = []
+    for li in tgt_idx.tolist():
+        lang = tokens.token_ids[li]
+        rows.append([tokens.decoder_start_id] + ([lang] if lang is not None else []))
+    widths = {len(r) for r in rows}
+    if len(widths) != 1:
+        raise LanguageError("generation: a batch cannot mix languages with and without language tokens")
+    return torch.tensor(rows, dtype=torch.long)

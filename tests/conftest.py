@@ -1,0 +1,85 @@
+"""Shared fixtures: small real tokenizers and models, built once per session and saved to disk."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+torch.set_num_threads(2)
+
+SENTENCES = {
+    "en": ["The cat sleeps on the mat.", "We read books in the library.", "The weather is nice today.",
+           "Children play in the park.", "Open the window, please."],
+    "fr": ["Le chat dort sur le tapis.", "Nous lisons des livres à la bibliothèque.", "Il fait beau aujourd'hui.",
+           "Les enfants jouent dans le parc.", "Ouvre la fenêtre, s'il te plaît."],
+    "de": ["Die Katze schläft auf der Matte.", "Wir lesen Bücher in der Bibliothek.", "Das Wetter ist heute schön.",
+           "Kinder spielen im Park.", "Öffne bitte das Fenster."],
+    "zh": ["猫睡在垫子上。", "我们在图书馆读书。", "今天天气很好。", "孩子们在公园里玩。", "请打开窗户。"],
+    "ha": ["Kyanwa tana barci a kan tabarma.", "Muna karanta littattafai a ɗakin karatu.", "Yanayin yana da kyau yau.",
+           "Yara suna wasa a wurin shakatawa.", "Don Allah ka buɗe taga."],
+    "yo": ["Ológbò ń sùn lórí ẹní.", "A ń ka ìwé ní ilé-ìkàwé.", "Ojú ọjọ́ dára lónìí.",
+           "Àwọn ọmọdé ń ṣeré ní ọgbà.", "Jọ̀wọ́ ṣí fèrèsé."],
+}
+LANGS = ["en", "fr", "de", "zh", "ha", "yo"]
+LEVELS = {"en": "high", "fr": "high", "de": "medium", "zh": "medium", "ha": "low", "yo": "low"}
+
+
+def all_text() -> list[str]:
+    return [s for lang in LANGS for s in SENTENCES[lang]]
+
+
+@pytest.fixture(scope="session")
+def m2m_dir(tmp_path_factory):
+    """A saved M2M-100-architecture model + M2M100Tokenizer (2+2 layers, d=16)."""
+    from lslo.languages import tokenizer_vocab_size
+    from lslo.tiny import build_m2m100_tokenizer, build_tiny_model
+
+    d = tmp_path_factory.mktemp("m2m100")
+    tok = build_m2m100_tokenizer(all_text() * 3, d, vocab_size=200)
+    build_tiny_model("m2m100", tokenizer_vocab_size(tok), d, seed=0)
+    return d
+
+
+@pytest.fixture(scope="session")
+def nllb_dir(tmp_path_factory):
+    from lslo.languages import tokenizer_vocab_size
+    from lslo.tiny import build_nllb_tokenizer, build_tiny_model
+
+    d = tmp_path_factory.mktemp("nllb")
+    tok = build_nllb_tokenizer(all_text() * 3, d, vocab_size=200)
+    build_tiny_model("nllb", tokenizer_vocab_size(tok), d, seed=1)
+    return d
+
+
+def lslo_config(**overrides):
+    from lslo.config import LSLoConfig
+
+    data = {"languages": [{"code": c, "level": LEVELS[c]} for c in LANGS]}
+    data.update(overrides)
+    return LSLoConfig.from_dict(data)
+
+
+def load_lslo(path, config=None, randomize: bool = True, seed: int = 0):
+    """Load base + tokenizer from disk, inject LSLo; give B random values so adapters matter."""
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from lslo.model import LSLoModel
+
+    base = AutoModelForSeq2SeqLM.from_pretrained(str(path))
+    tok = AutoTokenizer.from_pretrained(str(path))
+    model = LSLoModel(base, config or lslo_config(), tok).eval()
+    if randomize:
+        randomize_adapters(model, seed)
+    return model
+
+
+def randomize_adapters(model, seed: int = 0, std: float = 0.3) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.lslo_modules().values():
+            m.lora_B.copy_(torch.randn(m.lora_B.shape, generator=g) * std * m.mask_B)
+            m.lora_A.copy_(torch.randn(m.lora_A.shape, generator=g) * std * m.mask_A)
