@@ -66,13 +66,18 @@ def language_token(tokenizer, code: str, explicit: str | None = None) -> str | N
         if not _has_token(tokenizer, explicit):
             raise LanguageError(f"language {code!r}: token {explicit!r} is not in the tokenizer's vocabulary")
         return explicit
-    candidates = [f"__{code}__", code]
+    candidates = [f"__{code}__"]
     f200 = _flores200(code)
     if f200:
         candidates.append(f200)
     for cand in candidates:
         if _has_token(tokenizer, cand):
             return cand
+    # The code itself only when it is a special/added token: "en" may well be an ordinary subword.
+    specials = set(getattr(tokenizer, "added_tokens_encoder", {})) | set(getattr(tokenizer, "all_special_tokens", []))
+    candidates.append(code)
+    if code in specials and _has_token(tokenizer, code):
+        return code
     mbart = sorted(t for t in tokenizer.get_vocab() if len(t) == 5 and t[2] == "_" and t.startswith(code + "_") and t[3:].isupper())
     if len(code) == 2 and mbart:
         return mbart[0]

@@ -66,13 +66,15 @@ class LSLoModel(nn.Module):
         self.router = Router()
         for p in self.base.parameters():
             p.requires_grad_(False)
+        if any(isinstance(m, LSLoLinear) for m in base.modules()):
+            raise ConfigError("model: already has LSLo layers; load a fresh base model")
         n_enc, n_dec = model_depth(base)
         self.encoder_routing, self.decoder_routing = config.resolve_routing(n_enc, n_dec)
-        self._inject(n_enc, n_dec)
         self.tokenizer = None
         self.tokens: LanguageTokens | None = None
-        if tokenizer is not None:
+        if tokenizer is not None:  # before injection, so a bad language leaves the base untouched
             self.set_tokenizer(tokenizer)
+        self._inject(n_enc, n_dec)
 
     # --------------------------------------------------------------- injection
     def _inject(self, n_enc: int, n_dec: int) -> None:
