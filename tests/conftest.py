@@ -83,3 +83,40 @@ def randomize_adapters(model, seed: int = 0, std: float = 0.3) -> None:
         for m in model.lslo_modules().values():
             m.lora_B.copy_(torch.randn(m.lora_B.shape, generator=g) * std * m.mask_B)
             m.lora_A.copy_(torch.randn(m.lora_A.shape, generator=g) * std * m.mask_A)
+
+
+FLORES101 = {"en": "eng", "fr": "fra", "de": "deu", "zh": "zho_simpl", "ha": "hau", "yo": "yor"}
+
+
+def segments(lang: str, n: int, offset: int = 0) -> list[str]:
+    s = SENTENCES[lang]
+    return [f"{s[(k + offset) % 5]} {s[((k + offset) // 5 + 1) % 5]}" for k in range(n)]
+
+
+@pytest.fixture(scope="session")
+def flores_dir(tmp_path_factory):
+    """A tiny FLORES-101-layout directory: dev (24 segments) and devtest (6 segments)."""
+    root = tmp_path_factory.mktemp("flores") / "flores101_dataset"
+    for split, n, off in (("dev", 24, 0), ("devtest", 6, 3)):
+        (root / split).mkdir(parents=True)
+        for lang, code in FLORES101.items():
+            (root / split / f"{code}.{split}").write_text("\n".join(segments(lang, n, off)) + "\n", encoding="utf-8")
+    return root
+
+
+def write_run_config(path, model_dir, data_dir, out_dir, method="lslo", langs=("en", "fr", "ha"), **train):
+    import yaml
+
+    cfg = {
+        "model": str(model_dir),
+        "output_dir": str(out_dir),
+        "method": method,
+        "lora_rank": 4,
+        "lslo": {"languages": [{"code": c, "level": LEVELS[c]} for c in langs]},
+        "data": {"path": str(data_dir), "valid_ratio": 0.2},
+        "train": {"epochs": 2, "max_tokens": 400, "update_freq": 2, "lr": 0.01, "warmup_steps": 2, "seed": 3,
+                  "dropout": 0.1, "log_every_steps": 1, "tensorboard": False, **train},
+        "eval": {"beam": 2, "max_new_tokens": 8, "batch_size": 8},
+    }
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return path

@@ -85,6 +85,9 @@ class LSLoConfig:
     # Position -> module-name suffix inside a layer; None = the BART-family names.
     module_names: dict[str, str] | None = None
     init: str = "kaiming"  # "kaiming" (paper: A kaiming-uniform a=sqrt(5), B zero) or "gaussian"
+    # Baseline "one shared LoRA": a single adapter of this rank used by every language
+    # (same positions, same code path). None = language-specific adapters (LSLo).
+    shared_rank: int | None = None
 
     # ---------------------------------------------------------------- derived
     @property
@@ -145,6 +148,8 @@ class LSLoConfig:
                 raise ConfigError(f"{fname}: duplicate positions in {value!r}")
         if self.init not in ("kaiming", "gaussian"):
             raise ConfigError(f"init: expected 'kaiming' or 'gaussian', got {self.init!r}")
+        if self.shared_rank is not None and (not _is_int(self.shared_rank) or self.shared_rank < 1):
+            raise ConfigError(f"shared_rank: expected an integer >= 1 or null, got {self.shared_rank!r}")
         for fname in ("encoder_routing", "decoder_routing"):
             _check_routing_shape(fname, getattr(self, fname))
         return self

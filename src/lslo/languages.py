@@ -139,40 +139,50 @@ def encode_batch(
     """Encode a mixed-direction batch: inputs, language indices and (optionally) labels."""
     if not (len(src_texts) == len(src_langs) == len(tgt_langs)):
         raise ValueError("encode_batch: src_texts, src_langs and tgt_langs must have the same length")
+    if tgt_texts is not None and len(tgt_texts) != len(src_texts):
+        raise ValueError("encode_batch: tgt_texts must have the same length as src_texts")
+    tgt_pieces = _pieces(tokenizer, tgt_texts) if tgt_texts is not None else None
+    return build_batch(tokens, _pieces(tokenizer, src_texts), src_langs, tgt_langs, tgt_pieces, max_length)
+
+
+def _with_lang(pieces: list[int], lang: int | None, eos: int, max_length: int | None) -> list[int]:
+    keep = (max_length - 1 - (lang is not None)) if max_length else None
+    return ([lang] if lang is not None else []) + list(pieces[:keep]) + [eos]
+
+
+def _lengths_mask(seqs: list[list[int]], width: int) -> torch.Tensor:
+    # from lengths, not from the pad id
+    mask = torch.zeros(len(seqs), width, dtype=torch.long)
+    for i, seq in enumerate(seqs):
+        mask[i, : len(seq)] = 1
+    return mask
+
+
+def build_batch(
+    tokens: LanguageTokens,
+    src_pieces: Sequence[Sequence[int]],
+    src_langs: Sequence[str],
+    tgt_langs: Sequence[str],
+    tgt_pieces: Sequence[Sequence[int]] | None = None,
+    max_length: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """Build model inputs from already tokenized pieces (no special tokens)."""
     src_idx = [tokens.index(code) for code in src_langs]
     tgt_idx = [tokens.index(code) for code in tgt_langs]
-    body = _pieces(tokenizer, src_texts)
-    inputs = []
-    for pieces, li in zip(body, src_idx):
-        lang = tokens.token_ids[li]
-        keep = (max_length - 1 - (lang is not None)) if max_length else None
-        inputs.append(([lang] if lang is not None else []) + pieces[:keep] + [tokens.eos_id])
+    inputs = [_with_lang(p, tokens.token_ids[li], tokens.eos_id, max_length) for p, li in zip(src_pieces, src_idx)]
     input_ids = _pad(inputs, tokens.pad_id)
     batch = {
         "input_ids": input_ids,
+        "attention_mask": _lengths_mask(inputs, input_ids.shape[1]),
         "src_lang": torch.tensor(src_idx, dtype=torch.long),
         "tgt_lang": torch.tensor(tgt_idx, dtype=torch.long),
     }
-    # The attention mask comes from lengths, not from the pad id.
-    mask = torch.zeros_like(input_ids)
-    for i, seq in enumerate(inputs):
-        mask[i, : len(seq)] = 1
-    batch["attention_mask"] = mask
-    if tgt_texts is not None:
-        if len(tgt_texts) != len(src_texts):
-            raise ValueError("encode_batch: tgt_texts must have the same length as src_texts")
-        labels = []
-        for pieces, li in zip(_pieces(tokenizer, tgt_texts), tgt_idx):
-            lang = tokens.token_ids[li]
-            keep = (max_length - 1 - (lang is not None)) if max_length else None
-            labels.append(([lang] if lang is not None else []) + pieces[:keep] + [tokens.eos_id])
+    if tgt_pieces is not None:
+        labels = [_with_lang(p, tokens.token_ids[li], tokens.eos_id, max_length) for p, li in zip(tgt_pieces, tgt_idx)]
         dec_in = [[tokens.decoder_start_id] + lab[:-1] for lab in labels]
         batch["labels"] = _pad(labels, tokens.pad_id, pad_value_labels=True)
         batch["decoder_input_ids"] = _pad(dec_in, tokens.pad_id)
-        dmask = torch.zeros_like(batch["decoder_input_ids"])
-        for i, seq in enumerate(dec_in):
-            dmask[i, : len(seq)] = 1
-        batch["decoder_attention_mask"] = dmask
+        batch["decoder_attention_mask"] = _lengths_mask(dec_in, batch["decoder_input_ids"].shape[1])
     return batch
 
 

@@ -20,6 +20,7 @@ from lslo.layer import LSLoLinear, Router
 
 ADAPTER_WEIGHTS = "adapters.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
+SHARED = "shared"  # the single adapter of the shared-LoRA baseline
 _LAYER_RE = re.compile(r"^(?:.*\.)?(encoder|decoder)\.layers\.(\d+)\.(.+)$")
 
 
@@ -62,6 +63,7 @@ class LSLoModel(nn.Module):
         super().__init__()
         config.validate()
         self.config = config
+        self.shared = config.shared_rank is not None
         self.base = base
         self.router = Router()
         for p in self.base.parameters():
@@ -82,9 +84,14 @@ class LSLoModel(nn.Module):
         suffix_to_pos = {v: k for k, v in cfg.position_names().items()}
         wanted = {"encoder": set(cfg.encoder_positions), "decoder": set(cfg.decoder_positions)}
         routes = {"encoder": self.encoder_routing, "decoder": self.decoder_routing}
-        codes = tuple(cfg.codes)
-        ranks = [cfg.rank_of(c) for c in codes]
-        scales = [cfg.scale_of(c) for c in codes]
+        if self.shared:
+            codes = (SHARED,)
+            ranks = [int(cfg.shared_rank)]
+            scales = [1.0 if cfg.alpha is None else float(cfg.alpha) / cfg.shared_rank]
+        else:
+            codes = tuple(cfg.codes)
+            ranks = [cfg.rank_of(c) for c in codes]
+            scales = [cfg.scale_of(c) for c in codes]
         found: dict[tuple[str, str], int] = {}
         for name, module in list(self.base.named_modules()):
             m = _LAYER_RE.match(name)
@@ -150,7 +157,10 @@ class LSLoModel(nn.Module):
     def route(self, src_lang, tgt_lang):
         """Route every LSLo layer by these per-sentence languages for the calls inside."""
         device = next(self.base.parameters()).device
-        self.router.set(self.lang_ids(src_lang).to(device), self.lang_ids(tgt_lang).to(device))
+        src, tgt = self.lang_ids(src_lang).to(device), self.lang_ids(tgt_lang).to(device)
+        if self.shared:  # one adapter for everyone: every row routes to index 0
+            src, tgt = torch.zeros_like(src), torch.zeros_like(tgt)
+        self.router.set(src, tgt)
         try:
             yield
         finally:
@@ -223,25 +233,29 @@ class LSLoModel(nn.Module):
 
     def parameter_report(self) -> dict[str, Any]:
         """Trainable (kept, non-padding) adapter parameters in total and per language."""
-        codes = self.config.codes
+        codes = [SHARED] if self.shared else self.config.codes
         per_lang = dict.fromkeys(codes, 0)
         for m in self.lslo_modules().values():
             kept = m.mask_A.sum(dim=(1, 2)) + m.mask_B.sum(dim=(1, 2))
             for i, code in enumerate(codes):
                 per_lang[code] += int(kept[i])
         base = self.base_parameter_count()
-        total = sum(per_lang.values())
+        adapters = sum(per_lang.values())
+        full = sum(p.numel() for p in self.base.parameters() if p.requires_grad and p.dim() > 0) - sum(
+            p.numel() for p in self.adapter_parameters()
+        )
+        total = adapters + full  # full fine-tuning trains the base itself
+        def level(c: str) -> str:
+            return "shared" if c == SHARED else self.config.language(c).level
+        def rank(c: str) -> int:
+            return int(self.config.shared_rank) if c == SHARED else self.config.rank_of(c)
         return {
+            "method": "full" if full else ("lora" if self.shared else "lslo"),
             "base_parameters": base,
             "trainable_parameters": total,
             "trainable_percent": 100.0 * total / base,
             "per_language": {
-                c: {
-                    "level": self.config.language(c).level,
-                    "rank": self.config.rank_of(c),
-                    "parameters": n,
-                    "percent_of_base": 100.0 * n / base,
-                }
+                c: {"level": level(c), "rank": rank(c), "parameters": n, "percent_of_base": 100.0 * n / base}
                 for c, n in per_lang.items()
             },
         }
@@ -338,6 +352,8 @@ class LSLoModel(nn.Module):
     def merge(self, src: str, tgt: str) -> nn.Module:
         """A plain copy of the base model with direction src->tgt folded into its weights."""
         si, ti = self.lang_ids([src, tgt]).tolist()
+        if self.shared:
+            si = ti = 0
         merged = copy.deepcopy(self.base)
         for name, m in list(merged.named_modules()):
             if isinstance(m, LSLoLinear):

@@ -1,0 +1,3 @@
+from lslo.cli import main
+
+raise SystemExit(main())
