@@ -291,13 +291,17 @@ class Trainer:
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
 
     # ---------------------------------------------------------------- setup
+    def make_model(self, base, tokenizer) -> LSLoModel:
+        """The model to train (architecture search overrides this)."""
+        return build_model(self.cfg, base, tokenizer)
+
     def setup(self) -> None:
         cfg = self.cfg
         torch.manual_seed(cfg.train.seed)
         random.seed(cfg.train.seed)
         np.random.seed(cfg.train.seed)
         base, tok = load_base(cfg, dropout=cfg.train.dropout)
-        self.model = build_model(cfg, base, tok).to(self.device)
+        self.model = self.make_model(base, tok).to(self.device)
         self.splits = load_splits(cfg)
         self.directions = run_directions(cfg)
         self.train_data = TokenizedCorpus(self.splits["train"], tok, cfg.data.max_length)
