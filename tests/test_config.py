@@ -103,3 +103,21 @@ def test_unmatched_position_names_the_field(m2m_dir):
                                     "cross_k": "encoder_attn.k_proj", "cross_v": "encoder_attn.v_proj"})
     with pytest.raises(ConfigError, match="encoder_positions: position 'q' matched 0 of 2 layers"):
         load_lslo(m2m_dir, cfg)
+
+
+def test_paper_config_is_the_paper_setting():
+    from pathlib import Path
+
+    from lslo.run_config import RunConfig
+
+    cfg = RunConfig.load(Path(__file__).parent.parent / "configs" / "paper-m2m100-flores101-lang12.yaml")
+    assert cfg.lslo.codes == ["en", "fr", "it", "de", "nl", "zh", "ja", "ko", "oc", "or", "sd", "wo"]
+    assert [cfg.lslo.rank_of(c) for c in cfg.lslo.codes] == [2] * 8 + [8] * 4
+    assert cfg.lslo.resolve_routing(12, 12) == (["source"] * 9 + ["target"] * 3, ["target"] * 12)
+    t = cfg.train
+    assert (t.epochs, t.max_tokens, t.update_freq, t.temperature, t.lr, t.label_smoothing, t.dropout) == (
+        15, 4000, 4, 5.0, 0.003, 0.2, 0.1)
+    p = cfg.pruning
+    assert (p.enabled, p.start, p.duration, p.final_ratio, p.unit, p.granularity, p.matrices) == (
+        True, 2, 10, 0.9, "epoch", "layer", "B")
+    assert cfg.eval.beam == 5 and cfg.eval.spm_tokenizer == "flores101"
