@@ -43,6 +43,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg.output_dir = str(run_dir)
     trainer = Trainer(cfg, run_dir, device=args.device, quiet=args.quiet)
     result = trainer.train(resume=bool(args.resume), stop_after_steps=args.stop_after_steps)
+    if os.environ.get("RANK", "0") != "0":  # data parallel: rank 0 reports
+        return 0
     if result.interrupted:
         print(f"stopped at step {result.steps}; continue with: lslo train --resume {run_dir}")
         return 0

@@ -282,7 +282,18 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.quiet = quiet
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.world, self.rank = int(os.environ.get("WORLD_SIZE", "1")), 0
+        self.accelerator = None
+        if self.world > 1:  # launched by `accelerate launch` / torchrun: data parallel
+            from accelerate import Accelerator
+
+            self.accelerator = Accelerator(cpu=(device == "cpu") or not torch.cuda.is_available())
+            self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
+            self.device = self.accelerator.device
+        else:
+            self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.is_main = self.rank == 0
+        self.quiet = quiet or not self.is_main
         t = cfg.train
         self.precision = t.precision
         if self.precision == "auto":
@@ -314,6 +325,7 @@ class Trainer:
             temperature=t.temperature, seed=t.seed, epoch_size=t.epoch_size,
         )
         params = [p for p in self.model.parameters() if p.requires_grad]
+        self.trainable = params
         if not params:
             raise ConfigError("nothing to train: no positions adapted and method is not 'full'")
         self.optimizer = torch.optim.Adam(
@@ -349,13 +361,19 @@ class Trainer:
             "last_loss": self.last_loss,
         }
 
+    def _barrier(self) -> None:
+        if self.accelerator is not None:
+            self.accelerator.wait_for_everyone()
+
     def save_checkpoint(self, name: str = "last", with_state: bool = True) -> None:
         def write(tmp: Path) -> None:
             save_weights(self.model, tmp, self.cfg.method)
             if with_state:
                 torch.save(self._state(), tmp / STATE_FILE)
 
-        atomic_write_dir(self.run_dir / "checkpoints" / name, write)
+        if self.is_main:  # only rank 0 writes files
+            atomic_write_dir(self.run_dir / "checkpoints" / name, write)
+        self._barrier()
 
     def load_checkpoint(self) -> None:
         ckpt = checkpoint_dir(self.run_dir, "last")
@@ -375,6 +393,8 @@ class Trainer:
 
     # ---------------------------------------------------------------- logging
     def _log(self, row: dict[str, Any]) -> None:
+        if not self.is_main:
+            return
         path = self.run_dir / "metrics.csv"
         fields = ["kind", "step", "epoch", "loss", "lr", "prune_ratio", "tokens", "elapsed_s"]
         new = not path.exists()
@@ -401,14 +421,26 @@ class Trainer:
         """One optimizer update over ``update_freq`` batches; loss normalised by the update's tokens."""
         self.model.train()
         batches = [self.train_data.batch(self.model, b) for b in group]
-        n_tokens = sum(int((b["labels"] != -100).sum()) for b in batches)
-        total = 0.0
+        n_tokens = sum(int((b["labels"] != -100).sum()) for b in batches)  # of the whole update, every rank
+        total = torch.zeros((), dtype=torch.float64)
         self.optimizer.zero_grad(set_to_none=True)
-        for b in batches:
+        # Data parallel: rank k takes batches k, k+W, ...; gradients are summed over ranks, so W
+        # processes with update_freq F equal one process with the same global batch.
+        for b in batches[self.rank :: self.world]:
             with self._autocast():
                 loss, _ = forward_loss(self.model, _to(b, self.device), self.cfg.train.label_smoothing)
             (loss / n_tokens).backward()
             total += float(loss.detach())
+        if self.world > 1:
+            import torch.distributed as dist
+
+            for p in self.trainable:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            total = total.to(self.device)
+            dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        total = float(total)
         if self.cfg.train.clip_norm > 0:
             torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], self.cfg.train.clip_norm)
         self.optimizer.step()
@@ -462,10 +494,10 @@ class Trainer:
         self.setup()
         if resume:
             self.load_checkpoint()
-        else:
+        elif self.is_main:
             cfg.save(self.run_dir / "config.yaml")
         self.tb = None
-        if cfg.train.tensorboard:
+        if cfg.train.tensorboard and self.is_main:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
@@ -510,7 +542,7 @@ class Trainer:
                     interrupted = stop.requested or (stop_after_steps is not None and self.step >= stop_after_steps)
                     break
         self.save_checkpoint()
-        if not interrupted:
+        if not interrupted and self.is_main:
             self._write_parameters()
         if self.tb is not None:
             self.tb.close()
