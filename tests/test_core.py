@@ -226,3 +226,19 @@ def test_every_direction_pair_routes_independently(m2m_dir):
         for i in range(0, len(dirs), 7):
             single = run(model, mixed_batch(model, [dirs[i]], k=i))[0]
             torch.testing.assert_close(mixed[i, : single.shape[0]], single, atol=1e-5, rtol=1e-5)
+
+
+def test_translate_mixed_list_by_token_budget(m2m_dir):
+    """translate() returns input order; token-budget batching does not change any result."""
+    model = load_lslo(m2m_dir, seed=8)
+    texts, srcs, tgts = [], [], []
+    for i, (s, t) in enumerate(itertools.permutations(LANGS, 2)):
+        if i % 3 == 0:
+            texts.append(SENTENCES[s][i % 5])
+            srcs.append(s)
+            tgts.append(t)
+    kw = dict(num_beams=3, max_new_tokens=8)
+    one_by_one = [model.translate([x], [s], [t], **kw)[0] for x, s, t in zip(texts, srcs, tgts)]
+    assert model.translate(texts, srcs, tgts, max_tokens=40, **kw) == one_by_one
+    assert model.translate(texts, srcs, tgts, batch_size=64, **kw) == one_by_one
+    assert model.translate([], [], []) == []

@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from lslo.config import ConfigError, LSLoConfig
-from lslo.languages import LanguageError, LanguageTokens, encode_batch, generation_prompt
+from lslo.languages import LanguageError, LanguageTokens, build_batch, generation_prompt
 from lslo.layer import LSLoLinear, Router
 
 ADAPTER_WEIGHTS = "adapters.safetensors"
@@ -196,23 +196,39 @@ class LSLoModel(nn.Module):
         src_langs: Sequence[str],
         tgt_langs: Sequence[str],
         batch_size: int = 32,
+        max_tokens: int | None = None,
         **generate_kwargs,
     ) -> list[str]:
-        """Translate a list that may mix directions; results come back in input order."""
+        """Translate a list that may mix directions; results come back in input order.
+
+        Inputs are sorted by length and cut into batches of at most ``batch_size`` sentences
+        and, when given, ``max_tokens`` padded source tokens; every batch may mix directions.
+        """
         tokens = self._require_tokens()
         if not (len(texts) == len(src_langs) == len(tgt_langs)):
             raise ValueError("translate: texts, src_langs and tgt_langs must have the same length")
-        order = sorted(range(len(texts)), key=lambda i: (-len(texts[i]), i))
+        for code in set(src_langs) | set(tgt_langs):
+            tokens.index(code)  # unknown language: a clear error before any work
+        pieces = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"] if texts else []
+        order = sorted(range(len(texts)), key=lambda i: (-len(pieces[i]), i))
+        batches: list[list[int]] = []
+        for i in order:
+            if batches:
+                cur = batches[-1]
+                width = len(pieces[cur[0]]) + 2  # sorted: the first is the longest
+                fits = len(cur) < batch_size and (max_tokens is None or (len(cur) + 1) * width <= max_tokens)
+                if fits:
+                    cur.append(i)
+                    continue
+            batches.append([i])
         out: list[str] = [""] * len(texts)
         device = next(self.base.parameters()).device
         was_training = self.training
         self.eval()
         try:
-            for start in range(0, len(order), batch_size):
-                chunk = order[start : start + batch_size]
-                batch = encode_batch(
-                    self.tokenizer, tokens, [texts[i] for i in chunk],
-                    [src_langs[i] for i in chunk], [tgt_langs[i] for i in chunk],
+            for chunk in batches:
+                batch = build_batch(
+                    tokens, [pieces[i] for i in chunk], [src_langs[i] for i in chunk], [tgt_langs[i] for i in chunk]
                 )
                 gen = self.generate(
                     batch["input_ids"].to(device), batch["attention_mask"].to(device),
