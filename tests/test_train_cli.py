@@ -137,3 +137,28 @@ def test_train_bad_inputs(m2m_dir, flores_dir, tmp_path, capsys):
     assert "not a run directory" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path / "nope")]) == 2
     assert "not a run directory" in capsys.readouterr().err
+
+
+def test_add_language_keeps_other_languages_bit_identical(m2m_dir, flores_dir, tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    run = tmp_path / "run"
+    cfg = write_run_config(tmp_path / "c.yaml", m2m_dir, flores_dir, run, epochs=1, weight_decay=0.01)
+    assert main(["train", str(cfg), "--quiet"]) == 0
+    new = tmp_path / "run-de"
+    assert main(["train", "--resume-from", str(run), "--add-language", "de:medium", "--output-dir", str(new),
+                 "--quiet", "--set", "train.epochs=1"]) == 0
+    old_w = load_file(str(run / "checkpoints" / "last" / "adapters.safetensors"))
+    new_w = load_file(str(new / "checkpoints" / "last" / "adapters.safetensors"))
+    for k, v in old_w.items():
+        assert torch.equal(v, new_w[k]), k  # bit-identical
+    de_b = [v for k, v in new_w.items() if ".de.lora_B" in k]
+    assert de_b and max(float(v.abs().max()) for v in de_b) > 0  # the new language trained
+    from lslo.run_config import RunConfig
+
+    cfg2 = RunConfig.load(new / "config.yaml")
+    assert all("de" in d.split("-") for d in cfg2.data.directions) and len(cfg2.data.directions) == 6
+    capsys.readouterr()
+    assert main(["evaluate", str(new), "--quiet", "--max-segments", "2"]) == 0
+    scores = json.loads((new / "eval-devtest-best" / "scores.json").read_text())
+    assert len(scores["directions"]) == 12 and "de-en" in scores["directions"]

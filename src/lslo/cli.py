@@ -28,6 +28,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from lslo.run_config import RunConfig
     from lslo.train import RunError, Trainer
 
+    if args.add_language:
+        if not args.resume_from:
+            raise RunError("--add-language needs --resume-from RUN (the run whose languages stay as they are)")
+        cfg, run_dir = _add_language_config(args)
+        trainer = Trainer(cfg, run_dir, device=args.device, quiet=args.quiet)
+        result = trainer.train()
+        print(json.dumps({"run_dir": str(run_dir), "added": cfg.trainable_languages, "steps": result.steps,
+                          "directions": len(trainer.directions)}, indent=2))
+        return 0
     if args.resume:
         run_dir = Path(args.resume)
         if not (run_dir / "config.yaml").is_file():
@@ -54,6 +63,46 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_language_config(args: argparse.Namespace):
+    """The run config for adding languages to a trained run: only the new adapters train."""
+    import yaml
+
+    from lslo.config import LEVELS, ConfigError, load_yaml
+    from lslo.run_config import RunConfig, apply_override
+    from lslo.train import RunError
+
+    src = Path(args.resume_from)
+    if not (src / "config.yaml").is_file():
+        raise RunError(f"--resume-from {src}: not a run directory (no config.yaml)")
+    data = load_yaml(src / "config.yaml")
+    codes = [lang["code"] for lang in data["lslo"]["languages"]]
+    new = []
+    for item in args.add_language:
+        code, _, level = item.partition(":")
+        level = level or "low"
+        if level not in LEVELS:
+            raise ConfigError(f"--add-language {item}: level must be one of {'/'.join(LEVELS)}")
+        if code in codes:
+            raise ConfigError(f"--add-language {code}: the run already has this language")
+        data["lslo"]["languages"].append({"code": code, "level": level})
+        new.append(code)
+    all_codes = codes + new
+    data["data"]["directions"] = [f"{s}-{t}" for s in all_codes for t in all_codes
+                                  if s != t and (s in new or t in new)]
+    data["eval"]["directions"] = None  # evaluate everything, the new directions included
+    data["init_from"] = str(src)
+    data["trainable_languages"] = new
+    data.setdefault("pruning", {})["enabled"] = False
+    run_dir = Path(args.output_dir or f"{src}-add-{'-'.join(new)}")
+    data["output_dir"] = str(run_dir)
+    for item in args.set:
+        apply_override(data, item)
+    cfg = RunConfig.from_dict(yaml.safe_load(yaml.safe_dump(data)))
+    if (run_dir / "checkpoints").exists() and not args.overwrite:
+        raise RunError(f"{run_dir}: already holds a run; use --overwrite or another --output-dir")
+    return cfg, run_dir
+
+
 # --------------------------------------------------------------------- evaluate
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from lslo.data.corpus import load_corpus
@@ -64,7 +113,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     data = args.data or cfg.data.path
     split = args.split or cfg.data.test_split
     corpus = load_corpus(data, split, cfg.lslo.codes, fmt=cfg.data.format, empty=cfg.data.empty)
-    dirs = run_directions(cfg, args.directions.split(",") if args.directions else cfg.eval.directions)
+    dirs = run_directions(cfg, args.directions.split(",") if args.directions else cfg.eval.directions,
+                          training=False)
     spbleu = SpBleu(cfg.eval.spm_tokenizer, args.spm_model or cfg.eval.spm_model)
     scores = evaluate_model(
         model, corpus, dirs, beam=args.beam or cfg.eval.beam, batch_size=args.batch_size or cfg.eval.batch_size,
@@ -156,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true", help="reuse an existing run directory")
     t.add_argument("--device", help="cpu | cuda (default: cuda when available)")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.add_argument("--resume-from", metavar="RUN", help="start from a trained run (with --add-language)")
+    t.add_argument("--add-language", action="append", default=[], metavar="CODE[:LEVEL]",
+                   help="add a language to --resume-from RUN: only its adapters train, on the directions "
+                        "involving it; the other languages stay bit-identical (repeatable)")
     t.add_argument("--stop-after-steps", type=int, help=argparse.SUPPRESS)
     t.set_defaults(func=cmd_train)
 

@@ -308,15 +308,21 @@ class LSLoModel(nn.Module):
         (out / ADAPTER_CONFIG).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
         return out
 
-    def load_adapters(self, directory: str | Path) -> None:
+    def load_adapters(self, directory: str | Path, languages: Sequence[str] | None = None) -> None:
+        """Load saved adapters; with ``languages``, only those (others keep their current weights)."""
         path = Path(directory) / ADAPTER_WEIGHTS
         if not path.is_file():
             raise AdapterError(f"{path}: no adapter weights found")
         state = load_file(str(path))
+        if languages is not None:
+            prefixes = tuple(f".{code}." for code in languages)
+            state = {k: v for k, v in state.items() if any(p in k for p in prefixes)}
         expected: set[str] = set()
         with torch.no_grad():
             for name, m in self.lslo_modules().items():
                 for i, code in enumerate(m.languages):
+                    if languages is not None and code not in languages:
+                        continue
                     r = int(m.ranks[i])
                     ka, kb = f"{name}.{code}.lora_A", f"{name}.{code}.lora_B"
                     expected.update((ka, kb))

@@ -115,6 +115,10 @@ class RunConfig:
     method: str = "lslo"  # lslo | lora (one shared LoRA) | full (full-parameter fine-tuning)
     lora_rank: int = 8  # rank of the shared LoRA (method: lora)
     lslo: LSLoConfig = field(default_factory=LSLoConfig)
+    # Start from another run's adapters (languages it has), e.g. to add a language later.
+    init_from: str | None = None
+    # Only these languages' adapters are trained; the others stay bit-identical. None = all.
+    trainable_languages: list[str] | None = None
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     pruning: PruningConfig = field(default_factory=PruningConfig)
@@ -145,6 +149,14 @@ class RunConfig:
             raise ConfigError(f"train.adam_betas: expected two numbers, got {t.adam_betas!r}")
         if self.lora_rank < 1:
             raise ConfigError(f"lora_rank: expected an integer >= 1, got {self.lora_rank!r}")
+        if self.trainable_languages is not None:
+            for code in self.trainable_languages:
+                if code not in self.lslo.codes:
+                    raise ConfigError(f"trainable_languages: {code!r} is not in lslo.languages")
+            if self.method != "lslo":
+                raise ConfigError("trainable_languages: only with method: lslo (per-language adapters)")
+            if self.pruning.enabled:
+                raise ConfigError("trainable_languages: pruning pools languages together; disable pruning.enabled")
         if self.eval.beam < 1:
             raise ConfigError(f"eval.beam: expected an integer >= 1, got {self.eval.beam!r}")
         if self.eval.spm_tokenizer not in ("flores101", "flores200"):

@@ -132,9 +132,12 @@ def load_splits(cfg: RunConfig) -> dict[str, MultiWayCorpus]:
     return out
 
 
-def run_directions(cfg: RunConfig, pairs=None) -> list[tuple[str, str]]:
+def run_directions(cfg: RunConfig, pairs=None, training: bool = True) -> list[tuple[str, str]]:
+    """Training directions (data.directions), or with ``training=False`` the given pairs / all."""
+    if pairs is None and training:
+        pairs = cfg.data.directions
     try:
-        return [tuple(x) for x in directions(cfg.lslo.codes, pairs if pairs is not None else cfg.data.directions)]
+        return [tuple(x) for x in directions(cfg.lslo.codes, pairs)]
     except ValueError as e:
         raise ConfigError(f"data.directions: {e}") from None
 
@@ -313,6 +316,8 @@ class Trainer:
         np.random.seed(cfg.train.seed)
         base, tok = load_base(cfg, dropout=cfg.train.dropout)
         self.model = self.make_model(base, tok).to(self.device)
+        if cfg.init_from:
+            self._init_from(cfg.init_from)
         self.splits = load_splits(cfg)
         self.directions = run_directions(cfg)
         self.train_data = TokenizedCorpus(self.splits["train"], tok, cfg.data.max_length)
@@ -334,6 +339,8 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, inverse_sqrt_lambda(t.warmup_steps, t.lr, t.warmup_init_lr)
         )
+        if cfg.trainable_languages is not None:
+            self._freeze_languages(cfg.trainable_languages)
         self.pruner = None
         if cfg.pruning.enabled:
             if cfg.method == "full":
@@ -345,6 +352,37 @@ class Trainer:
         self.best_valid: float | None = None
         self.first_loss: float | None = None
         self.last_loss: float | None = None
+
+    def _init_from(self, source: str) -> None:
+        """Copy the adapters of every language the source run has (a run dir or an adapter dir)."""
+        src = Path(source)
+        ckpt = src if (src / "adapters.safetensors").is_file() else checkpoint_dir(src, "last")
+        meta = json.loads((ckpt / "adapter_config.json").read_text(encoding="utf-8"))
+        have = [lang["code"] for lang in meta["lslo"]["languages"]]
+        for code in have:
+            if code in self.cfg.lslo.codes and self.cfg.lslo.rank_of(code) != _rank_in(meta, code):
+                raise ConfigError(f"init_from: language {code!r} has rank {_rank_in(meta, code)} in {src}, "
+                                  f"{self.cfg.lslo.rank_of(code)} here")
+        self.model.load_adapters(ckpt, languages=[c for c in have if c in self.cfg.lslo.codes])
+
+    def _freeze_languages(self, trainable: list[str]) -> None:
+        """Train only some languages: grads of the others are zeroed, and a post-step hook puts
+        their exact values back (so Adam's weight decay or eps cannot move them by a bit)."""
+        codes = self.cfg.lslo.codes
+        keep = torch.tensor([c in trainable for c in codes], device=self.device)
+        frozen: list[tuple[torch.nn.Parameter, torch.Tensor]] = []
+        for m in self.model.lslo_modules().values():
+            for p in (m.lora_A, m.lora_B):
+                mask = keep.view(-1, *([1] * (p.dim() - 1))).to(p.dtype)
+                p.register_hook(lambda g, mask=mask: g * mask)
+                frozen.append((p, p.detach().clone()))
+
+        def restore(optimizer, args, kwargs) -> None:
+            with torch.no_grad():
+                for p, saved in frozen:
+                    p[~keep] = saved[~keep]
+
+        self.optimizer.register_step_post_hook(restore)
 
     # ------------------------------------------------------------ checkpoints
     def _state(self) -> dict[str, Any]:
@@ -579,6 +617,13 @@ class Trainer:
 
             report["sparsity"] = sparsity_report(find_lslo_modules(self.model), report["base_parameters"])
         (self.run_dir / "parameters.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+
+
+def _rank_in(meta: dict[str, Any], code: str) -> int:
+    for lang in meta["lslo"]["languages"]:
+        if lang["code"] == code:
+            return int(lang.get("rank") or meta["lslo"]["ranks"][lang.get("level", "high")])
+    raise KeyError(code)
 
 
 def load_run(run_dir: str | Path, checkpoint: str = "last", device: str | None = None):
