@@ -259,6 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--out", required=True)
     m.add_argument("--checkpoint", default="best", choices=["best", "last"])
     m.set_defaults(func=cmd_merge)
+
+    from lslo.levels import add_levels_parser
+    from lslo.report import add_report_parser
+    from lslo.sweep import add_sweep_parser
+
+    add_report_parser(sub)
+    add_levels_parser(sub)
+    add_sweep_parser(sub)
     return p
 
 

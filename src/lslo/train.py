@@ -24,6 +24,7 @@ import random
 import shutil
 import signal
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -617,6 +618,13 @@ class Trainer:
 
             report["sparsity"] = sparsity_report(find_lslo_modules(self.model), report["base_parameters"])
         (self.run_dir / "parameters.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+        if self.pruner is not None:  # what survived pruning, per language: RUN/report/ (any run: lslo report RUN)
+            try:
+                from lslo.report import write_run_report
+
+                write_run_report(self.run_dir, self.model)
+            except Exception as e:  # a plot must never cost a finished run
+                warnings.warn(f"{self.run_dir / 'report'}: not written ({type(e).__name__}: {e})", stacklevel=2)
 
 
 def _rank_in(meta: dict[str, Any], code: str) -> int:
