@@ -18,8 +18,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q -e ".[dev]"
 	touch $@
 
+# Two workers: the suite is CPU-bound and the machines have 2 cores.
+TEST_WORKERS ?= 2
+
 test: install
-	$(PY) -m pytest tests
+	$(PY) -m pytest -n $(TEST_WORKERS) tests
 
 demo: install
 	$(PY) -m lslo.demo

@@ -9,7 +9,8 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-torch.set_num_threads(2)
+# one thread per pytest-xdist worker (make test runs two), two when run alone
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 SENTENCES = {
     "en": ["The cat sleeps on the mat.", "We read books in the library.", "The weather is nice today.",
