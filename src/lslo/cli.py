@@ -1,4 +1,4 @@
-"""The ``lslo`` command: train, evaluate, translate, info, merge."""
+"""The ``lslo`` command: train, evaluate, translate, info, merge, report, levels, sweep, search."""
 
 from __future__ import annotations
 
@@ -267,6 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_parser(sub)
     add_levels_parser(sub)
     add_sweep_parser(sub)
+
+    from lslo.search import add_search_parser
+
+    add_search_parser(sub)
     return p
 
 
