@@ -8,7 +8,7 @@ import sys
 
 import torch
 from conftest import write_run_config
-from safetensors.torch import load_file
+from lslo.storage import load_state as load_file
 
 from lslo.cli import main
 
@@ -26,8 +26,8 @@ def test_two_processes_equal_one(m2m_dir, flores_dir, tmp_path):
         capture_output=True, text=True, env=env, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    a = load_file(str(single / "checkpoints" / "last" / "adapters.safetensors"))
-    b = load_file(str(multi / "checkpoints" / "last" / "adapters.safetensors"))
+    a = load_file(single / "checkpoints" / "last" / "adapters.safetensors")
+    b = load_file(multi / "checkpoints" / "last" / "adapters.safetensors")
     assert a.keys() == b.keys()
     moved = max(float(a[k].abs().max()) for k in a if k.endswith("lora_B"))
     assert moved > 1e-3  # training did change the adapters

@@ -64,9 +64,9 @@ def test_train_evaluate_translate_end_to_end(m2m_dir, flores_dir, tmp_path, caps
 
 
 def _final_adapters(run):
-    from safetensors.torch import load_file
+    from lslo.storage import load_state as load_file
 
-    return load_file(str(run / "checkpoints" / "last" / "adapters.safetensors"))
+    return load_file(run / "checkpoints" / "last" / "adapters.safetensors")
 
 
 def test_interrupted_and_resumed_equals_uninterrupted(m2m_dir, flores_dir, tmp_path):
@@ -140,7 +140,7 @@ def test_train_bad_inputs(m2m_dir, flores_dir, tmp_path, capsys):
 
 
 def test_add_language_keeps_other_languages_bit_identical(m2m_dir, flores_dir, tmp_path, capsys):
-    from safetensors.torch import load_file
+    from lslo.storage import load_state as load_file
 
     run = tmp_path / "run"
     cfg = write_run_config(tmp_path / "c.yaml", m2m_dir, flores_dir, run, epochs=1, weight_decay=0.01)
@@ -148,8 +148,8 @@ def test_add_language_keeps_other_languages_bit_identical(m2m_dir, flores_dir, t
     new = tmp_path / "run-de"
     assert main(["train", "--resume-from", str(run), "--add-language", "de:medium", "--output-dir", str(new),
                  "--quiet", "--set", "train.epochs=1"]) == 0
-    old_w = load_file(str(run / "checkpoints" / "last" / "adapters.safetensors"))
-    new_w = load_file(str(new / "checkpoints" / "last" / "adapters.safetensors"))
+    old_w = load_file(run / "checkpoints" / "last" / "adapters.safetensors")
+    new_w = load_file(new / "checkpoints" / "last" / "adapters.safetensors")
     for k, v in old_w.items():
         assert torch.equal(v, new_w[k]), k  # bit-identical
     de_b = [v for k, v in new_w.items() if ".de.lora_B" in k]

@@ -1,4 +1,4 @@
-"""The ``lslo`` command: train, evaluate, translate, info, merge, report, levels, sweep, search."""
+"""The ``lslo`` command: train, evaluate, translate, info, merge, report, levels, sweep, search, export-peft."""
 
 from __future__ import annotations
 
@@ -268,9 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_levels_parser(sub)
     add_sweep_parser(sub)
 
+    from lslo.export import add_export_parser
     from lslo.search import add_search_parser
 
     add_search_parser(sub)
+    add_export_parser(sub)
     return p
 
 

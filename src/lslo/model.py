@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from lslo.config import ConfigError, LSLoConfig
 from lslo.languages import LanguageError, LanguageTokens, build_batch, generation_prompt
 from lslo.layer import LSLoLinear, Router
+from lslo.storage import StorageError, load_state, save_state
 
 ADAPTER_WEIGHTS = "adapters.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -295,7 +295,7 @@ class LSLoModel(nn.Module):
         """Write adapters.safetensors + adapter_config.json (the base model is not copied)."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        save_file(self.adapter_state(), str(out / ADAPTER_WEIGHTS), metadata={"format": "lslo", "version": "1"})
+        save_state(self.adapter_state(), out / ADAPTER_WEIGHTS)  # sparse when pruned; "version": "2" in metadata
         meta = {
             "format": "lslo",
             "version": 1,
@@ -313,7 +313,10 @@ class LSLoModel(nn.Module):
         path = Path(directory) / ADAPTER_WEIGHTS
         if not path.is_file():
             raise AdapterError(f"{path}: no adapter weights found")
-        state = load_file(str(path))
+        try:
+            state = load_state(path)  # version 1 (plain) or 2 (packed) files
+        except StorageError as e:
+            raise AdapterError(str(e)) from None
         if languages is not None:
             prefixes = tuple(f".{code}." for code in languages)
             state = {k: v for k, v in state.items() if any(p in k for p in prefixes)}
