@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import sacrebleu
-from sacrebleu.metrics import BLEU, CHRF
 import torch
+from sacrebleu.metrics import BLEU, CHRF
 from tqdm.auto import tqdm
 
 from lslo.data.corpus import MultiWayCorpus
