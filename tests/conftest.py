@@ -105,7 +105,8 @@ def flores_dir(tmp_path_factory):
     return root
 
 
-def write_run_config(path, model_dir, data_dir, out_dir, method="lslo", langs=("en", "fr", "ha"), **train):
+def write_run_config(path, model_dir, data_dir, out_dir, method="lslo", langs=("en", "fr", "ha"), pruning=None,
+                     **train):
     import yaml
 
     cfg = {
@@ -119,5 +120,7 @@ def write_run_config(path, model_dir, data_dir, out_dir, method="lslo", langs=("
                   "dropout": 0.1, "log_every_steps": 1, "tensorboard": False, **train},
         "eval": {"beam": 2, "max_new_tokens": 8, "batch_size": 8},
     }
+    if pruning:
+        cfg["pruning"] = {"enabled": True, **pruning}
     path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     return path

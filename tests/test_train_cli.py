@@ -20,7 +20,8 @@ def read_metrics(run):
 
 def test_train_evaluate_translate_end_to_end(m2m_dir, flores_dir, tmp_path, capsys):
     run = tmp_path / "run"
-    cfg = write_run_config(tmp_path / "c.yaml", m2m_dir, flores_dir, run, epochs=3)
+    prune = {"unit": "epoch", "start": 1, "duration": 1, "final_ratio": 0.5}
+    cfg = write_run_config(tmp_path / "c.yaml", m2m_dir, flores_dir, run, epochs=3, pruning=prune)
     assert main(["train", str(cfg), "--quiet"]) == 0
     for f in ("config.yaml", "metrics.csv", "parameters.json", "checkpoints/last/adapters.safetensors",
               "checkpoints/last/trainer_state.pt", "checkpoints/best/adapters.safetensors"):
@@ -59,6 +60,15 @@ def test_train_evaluate_translate_end_to_end(m2m_dir, flores_dir, tmp_path, caps
     assert main(["info", str(run)]) == 0
     info = capsys.readouterr().out
     assert "ha" in info and "low" in info and "trainable" in info
+    # pruned to 50% of B at epoch 2: info and the report show what each language kept
+    rep = json.loads((run / "parameters.json").read_text())
+    for code, row in rep["per_language"].items():
+        dense = sum(row["rank"] * (m.in_features + m.out_features) for m in model.lslo_modules().values())
+        n_b = sum(row["rank"] * m.out_features for m in model.lslo_modules().values())
+        assert row["parameters"] < dense and row["parameters"] >= dense - n_b  # B pruned, A kept
+    assert "pruned" in info.lower() or "density" in info.lower()
+    assert (run / "report" / "parameters.png").stat().st_size > 1000
+    assert (run / "report" / "density.png").stat().st_size > 1000
     assert main(["merge", str(run), "--src", "en", "--tgt", "fr", "--out", str(tmp_path / "merged")]) == 0
     assert (tmp_path / "merged" / "config.json").exists()
 
@@ -71,10 +81,12 @@ def _final_adapters(run):
 
 def test_interrupted_and_resumed_equals_uninterrupted(m2m_dir, flores_dir, tmp_path):
     full = tmp_path / "full"
-    cfg = write_run_config(tmp_path / "c.yaml", m2m_dir, flores_dir, full, epochs=2)
+    # with step-wise pruning, so masks and the pruner state must survive the resume too
+    prune = {"unit": "step", "start": 2, "duration": 4, "final_ratio": 0.6, "frequency": 1}
+    cfg = write_run_config(tmp_path / "c.yaml", m2m_dir, flores_dir, full, epochs=2, pruning=prune)
     assert main(["train", str(cfg), "--quiet"]) == 0
     part = tmp_path / "part"
-    cfg2 = write_run_config(tmp_path / "c2.yaml", m2m_dir, flores_dir, part, epochs=2)
+    cfg2 = write_run_config(tmp_path / "c2.yaml", m2m_dir, flores_dir, part, epochs=2, pruning=prune)
     n_steps = int(read_metrics(full)[-1]["step"])
     stop = n_steps // 2 + 1  # stops mid-epoch-2 or mid-epoch-1: either way the sampler is mid-way
     assert main(["train", str(cfg2), "--quiet", "--stop-after-steps", str(stop)]) == 0
