@@ -142,7 +142,10 @@ class LSLoModel(nn.Module):
         if isinstance(langs, torch.Tensor):
             if langs.dtype != torch.long or langs.dim() != 1:
                 raise ValueError("language ids must be a 1-D LongTensor")
-            if langs.numel() and (int(langs.min()) < 0 or int(langs.max()) >= len(self.config.codes)):
+            # range check on host tensors only: on a GPU it would force a device-to-host sync
+            if langs.device.type == "cpu" and langs.numel() and (
+                int(langs.min()) < 0 or int(langs.max()) >= len(self.config.codes)
+            ):
                 raise LanguageError(f"language id out of range 0..{len(self.config.codes) - 1}")
             return langs
         codes = self.config.codes
