@@ -38,11 +38,11 @@ def demo_directions(levels: dict[str, list[str]]) -> list[tuple[str, str]]:
     return out
 
 
-def demo_config(out_dir: Path, steps: int) -> dict:
+def demo_config(out_dir: Path, steps: int, base: Path = BASE) -> dict:
     manifest = json.loads((DEMO / "MANIFEST.json").read_text(encoding="utf-8"))
     langs = [{"code": x["code"], "level": x["level"]} for x in manifest["languages"]]
     return {
-        "model": str(BASE),
+        "model": str(base),
         "output_dir": str(out_dir),
         "method": "lslo",
         "lslo": {"languages": langs, "ranks": {"high": 2, "medium": 2, "low": 8}},
@@ -56,7 +56,7 @@ def demo_config(out_dir: Path, steps: int) -> dict:
         "pruning": {"enabled": True, "unit": "step", "start": steps // 5, "duration": (steps * 3) // 5,
                     "frequency": max(1, steps // 20), "final_ratio": 0.9, "granularity": "layer", "matrices": "B"},
         "eval": {"beam": 2, "max_new_tokens": 48, "batch_size": 48,
-                 "spm_model": str(BASE / "sentencepiece.bpe.model")},
+                 "spm_model": str(base / "sentencepiece.bpe.model")},
     }
 
 
@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(ROOT / "runs" / "demo"), help="run directory")
     p.add_argument("--steps", type=int, default=300, help="optimizer updates of LSLo fine-tuning")
     p.add_argument("--segments", type=int, default=24, help="test segments per evaluated direction")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
+    p.add_argument("--base", default=str(BASE), help="base model directory (default: data/demo/base)")
     args = p.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
@@ -83,15 +85,16 @@ def main(argv: list[str] | None = None) -> int:
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(args.threads or max(1, os.cpu_count() or 1))
 
     from lslo.data.corpus import load_corpus
     from lslo.evaluate import SpBleu, evaluate_model, write_scores
     from lslo.run_config import RunConfig
     from lslo.train import Trainer
 
-    if not (BASE / "config.json").is_file():
-        print(f"lslo demo: error: no base model in {BASE}; build it with: python -m lslo.demo_base --out {BASE}",
+    base = Path(args.base)
+    if not (base / "config.json").is_file():
+        print(f"lslo demo: error: no base model in {base}; build it with: python -m lslo.demo_base --out {base}",
               file=sys.stderr)
         return 2
     t0 = time.time()
@@ -100,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         import shutil
 
         shutil.rmtree(out)
-    cfg = RunConfig.from_dict(demo_config(out, args.steps))
+    cfg = RunConfig.from_dict(demo_config(out, args.steps, base))
     manifest = json.loads((DEMO / "MANIFEST.json").read_text(encoding="utf-8"))
     dirs = demo_directions(manifest["levels"])
     test = load_corpus(cfg.data.path, "devtest", cfg.lslo.codes)
