@@ -44,6 +44,8 @@ def main() -> int:
     p.add_argument("--beam", type=int, default=4)
     p.add_argument("--variants", default="none,full,lora,lslo,lslo+prune")
     p.add_argument("--out", default="runs/quality")
+    p.add_argument("--base", default=None, help="base model directory (default: data/demo/base)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     args = p.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
@@ -51,11 +53,11 @@ def main() -> int:
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(args.threads or max(1, os.cpu_count() or 1))
 
     from lslo.data.corpus import load_corpus
     from lslo.data.sampling import directions as all_directions
-    from lslo.demo import DEMO, demo_config, demo_directions
+    from lslo.demo import BASE, DEMO, demo_config, demo_directions
     from lslo.evaluate import SpBleu, evaluate_model, write_scores
     from lslo.run_config import RunConfig
     from lslo.train import Trainer, load_run
@@ -72,7 +74,7 @@ def main() -> int:
         if scores_file.exists():
             results[name] = json.loads((run / "result.json").read_text())
             continue
-        data = demo_config(run, args.steps)
+        data = demo_config(run, args.steps, Path(args.base) if args.base else BASE)
         data["eval"]["beam"] = args.beam
         method, overrides = VARIANTS.get(name, ("lslo", {}))
         data["method"] = method
