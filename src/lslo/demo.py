@@ -49,8 +49,8 @@ def demo_config(out_dir: Path, steps: int, base: Path = BASE) -> dict:
         "data": {"path": str(DEMO / "flores200_dataset"), "train_split": "dev", "test_split": "devtest",
                  "valid_ratio": 0.05, "max_length": 64},
         "train": {"epochs": 1, "max_steps": steps, "epoch_size": steps * 120, "max_tokens": 2500,
-                  "update_freq": 1, "lr": 3e-3, "warmup_steps": max(1, steps // 10), "label_smoothing": 0.2,
-                  "dropout": 0.1, "seed": 1, "log_every_steps": 10, "valid_max_examples": 400,
+                  "update_freq": 1, "lr": 3e-3, "warmup_steps": max(1, steps // 10), "label_smoothing": 0.1,
+                  "dropout": 0.0, "seed": 1, "log_every_steps": 10, "valid_max_examples": 400,
                   "tensorboard": False},
         # step-wise cubic schedule over the middle of the run, to the paper's final ratio 0.9 of B
         "pruning": {"enabled": True, "unit": "step", "start": steps // 5, "duration": (steps * 3) // 5,
