@@ -38,7 +38,8 @@ def demo_directions(levels: dict[str, list[str]]) -> list[tuple[str, str]]:
     return out
 
 
-def demo_config(out_dir: Path, steps: int, base: Path = BASE) -> dict:
+def demo_config(out_dir: Path, steps: int, base: Path = BASE, *, lr: float = 3e-3, dropout: float = 0.0,
+                beam: int = 2) -> dict:
     manifest = json.loads((DEMO / "MANIFEST.json").read_text(encoding="utf-8"))
     langs = [{"code": x["code"], "level": x["level"]} for x in manifest["languages"]]
     return {
@@ -49,13 +50,13 @@ def demo_config(out_dir: Path, steps: int, base: Path = BASE) -> dict:
         "data": {"path": str(DEMO / "flores200_dataset"), "train_split": "dev", "test_split": "devtest",
                  "valid_ratio": 0.05, "max_length": 64},
         "train": {"epochs": 1, "max_steps": steps, "epoch_size": steps * 120, "max_tokens": 2500,
-                  "update_freq": 1, "lr": 3e-3, "warmup_steps": max(1, steps // 10), "label_smoothing": 0.1,
-                  "dropout": 0.0, "seed": 1, "log_every_steps": 10, "valid_max_examples": 400,
+                  "update_freq": 1, "lr": lr, "warmup_steps": max(1, steps // 10), "label_smoothing": 0.1,
+                  "dropout": dropout, "seed": 1, "log_every_steps": 10, "valid_max_examples": 400,
                   "tensorboard": False},
         # step-wise cubic schedule over the middle of the run, to the paper's final ratio 0.9 of B
         "pruning": {"enabled": True, "unit": "step", "start": steps // 5, "duration": (steps * 3) // 5,
                     "frequency": max(1, steps // 20), "final_ratio": 0.9, "granularity": "layer", "matrices": "B"},
-        "eval": {"beam": 2, "max_new_tokens": 48, "batch_size": 48,
+        "eval": {"beam": beam, "max_new_tokens": 48, "batch_size": 48,
                  "spm_model": str(base / "sentencepiece.bpe.model")},
     }
 
@@ -78,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--segments", type=int, default=24, help="test segments per evaluated direction")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     p.add_argument("--base", default=str(BASE), help="base model directory (default: data/demo/base)")
+    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the fine-tuning")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout during fine-tuning")
+    p.add_argument("--beam", type=int, default=2, help="beam size of the evaluation")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     args = p.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
@@ -103,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         import shutil
 
         shutil.rmtree(out)
-    cfg = RunConfig.from_dict(demo_config(out, args.steps, base))
+    cfg = RunConfig.from_dict(demo_config(out, args.steps, base, lr=args.lr, dropout=args.dropout, beam=args.beam))
     manifest = json.loads((DEMO / "MANIFEST.json").read_text(encoding="utf-8"))
     dirs = demo_directions(manifest["levels"])
     test = load_corpus(cfg.data.path, "devtest", cfg.lslo.codes)
@@ -114,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
           f"low {manifest['levels']['low']}); fine-tuning on all 132 directions of data/demo dev "
           f"({manifest['splits']['dev']['segments']} segments)")
 
-    trainer = Trainer(cfg, out)
+    trainer = Trainer(cfg, out, device=args.device)
     trainer.run_dir.mkdir(parents=True, exist_ok=True)
     trainer.setup()
     print(f"[{time.time() - t0:5.0f}s] scoring the base model on {len(dirs)} directions x {args.segments} segments")
@@ -122,12 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     write_scores(base_scores, out / "eval-base", "base model", codes=cfg.lslo.codes)
 
     print(f"[{time.time() - t0:5.0f}s] LSLo fine-tuning with gradual pruning: {args.steps} updates")
-    result = Trainer(cfg, out).train()
+    result = Trainer(cfg, out, device=args.device).train()
     print(f"[{time.time() - t0:5.0f}s] training loss {result.first_train_loss:.3f} -> {result.last_train_loss:.3f}")
 
     from lslo.train import load_run
 
-    _, model = load_run(out, "last", device="cpu")
+    _, model = load_run(out, "last", device=str(trainer.device))
     tuned = evaluate_model(model, test, dirs, **ev)
     write_scores(tuned, out / "eval-last", "LSLo (pruned)", codes=cfg.lslo.codes)
     rep = model.parameter_report()

@@ -86,6 +86,10 @@ class Settings:
 
     seed: int = 0
     threads: int = 1
+    device: str = "cpu"
+    # which pretraining pairs: "all" 66 language pairs, or "english" (en-X only: an
+    # English-centric base, whose 110 non-English directions are zero-shot)
+    pairs: str = "all"
     # tokenizer
     vocab_size: int = 4000
     character_coverage: float = 0.9995
@@ -164,6 +168,15 @@ def read_pretrain(data_dir: str | Path, codes: Sequence[str] = CODES) -> dict[tu
     if missing:
         raise DemoBaseError(f"{root}: missing pairs {sorted(missing)}")
     return pairs
+
+
+def select_pairs(pairs: dict[tuple[str, str], list[tuple[str, str]]], which: str):
+    """All pretraining pairs (``"all"``), or only those with English (``"english"``: English-centric)."""
+    if which == "all":
+        return dict(pairs)
+    if which == "english":
+        return {k: v for k, v in pairs.items() if "en" in k}
+    raise DemoBaseError(f"pairs must be 'all' or 'english', got {which!r}")
 
 
 def texts_by_language(pairs: dict[tuple[str, str], list[tuple[str, str]]]) -> dict[str, list[str]]:
@@ -476,6 +489,8 @@ def batch_loss(model, enc, label_smoothing: float):
     import torch
     import torch.nn.functional as F
 
+    dev = next(model.parameters()).device
+    enc = {k: v.to(dev) for k, v in enc.items()}
     labels = enc["labels"].clone()
     labels[:, 0] = -100  # the target language token: forced at generation, not predicted
     hidden = model.get_decoder()(
@@ -540,6 +555,8 @@ def translate(model, tokenizer, tokens, texts: Sequence[str], src: str, tgt: str
         chunk = list(texts[i:i + batch_size])
         enc = encode_batch(tokenizer, tokens, chunk, [src] * len(chunk), [tgt] * len(chunk), max_length=256)
         prompt = torch.tensor([[tokens.decoder_start_id, lang_id]] * len(chunk), dtype=torch.long)
+        dev = next(model.parameters()).device
+        enc, prompt = {k: v.to(dev) for k, v in enc.items()}, prompt.to(dev)
         limit = min(max_new_tokens, 2 * enc["input_ids"].size(1) + 10)
         with torch.no_grad():
             gen = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
@@ -610,7 +627,7 @@ def pretrain(out_dir: str | Path, data_dir: str | Path = DEFAULT_DATA, settings:
     np.random.seed(s.seed)
     torch.manual_seed(s.seed)
 
-    pairs = read_pretrain(data_dir)
+    pairs = select_pairs(read_pretrain(data_dir), s.pairs)
     by_lang = texts_by_language(pairs)
     tok_texts = [t for c in CODES for t in by_lang[c]]
     tok = build_tokenizer(tok_texts, out, s.vocab_size, s.character_coverage, s.byte_fallback, s.normalization)
@@ -650,6 +667,8 @@ def pretrain(out_dir: str | Path, data_dir: str | Path = DEFAULT_DATA, settings:
     if s.lexical_init > 0:
         lexical = lexical_init(model, tok, pairs, s.lexical_init, s.seed)
         log(f"lexical init: {lexical['pieces']} pieces from {lexical['meanings']} cross-lingual meanings")
+    device = torch.device(s.device)
+    model.to(device)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"model: M2M100 d={s.d_model} {s.encoder_layers}+{s.decoder_layers} layers ffn={s.ffn_dim} "
         f"heads={s.heads}: {n_params / 1e6:.2f}M parameters")
@@ -722,7 +741,8 @@ def pretrain(out_dir: str | Path, data_dir: str | Path = DEFAULT_DATA, settings:
     model.generation_config.eos_token_id = 2
     model.generation_config.pad_token_id = 1
     model.generation_config.max_length = 256
-    model.save_pretrained(str(out))
+    model.to("cpu").save_pretrained(str(out))
+    model.to(device)
     tok.save_pretrained(str(out))
     weights = out / WEIGHTS
     if not weights.is_file():
@@ -739,6 +759,7 @@ def pretrain(out_dir: str | Path, data_dir: str | Path = DEFAULT_DATA, settings:
         "data": {
             "pretrain_files": {f"pretrain/{a}-{b}.tsv": sha256_file(data_dir / "pretrain" / f"{a}-{b}.tsv")
                                for a, b in sorted(pairs)},
+            "pairs": s.pairs,
             "pretrain_rows": sum(len(r) for r in pairs.values()),
             "directed_examples_per_epoch": len(base),
             "concat_examples_per_epoch": n_concat,
@@ -838,6 +859,10 @@ def main(argv: list[str] | None = None) -> int:
     d = Settings()
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (default 1, see the module doc)")
+    p.add_argument("--device", default=d.device,
+                   help="torch device of the pretraining (default cpu; 'cuda' is fast but not bit-reproducible)")
+    p.add_argument("--pairs", choices=("all", "english"), default=d.pairs,
+                   help="pretrain on all 66 language pairs, or English-centric (en-X) pairs only")
     p.add_argument("--minutes", type=float, default=d.minutes, help="safety cap on the whole build (default 25)")
     p.add_argument("--steps", type=int, default=d.steps, help=f"optimizer updates (default {d.steps})")
     p.add_argument("--vocab-size", type=int, default=d.vocab_size)
@@ -869,7 +894,7 @@ def main(argv: list[str] | None = None) -> int:
         res = sanity(model, tok, tokens, args.data)
         print(json.dumps(res, ensure_ascii=False, indent=1))
         return 0
-    s = Settings(seed=args.seed, threads=args.threads, minutes=args.minutes, steps=args.steps,
+    s = Settings(seed=args.seed, threads=args.threads, device=args.device, pairs=args.pairs, minutes=args.minutes, steps=args.steps,
                  vocab_size=args.vocab_size, d_model=args.d_model, encoder_layers=args.layers,
                  decoder_layers=args.layers, ffn_dim=args.ffn, heads=args.heads, max_tokens=args.max_tokens,
                  lr=args.lr, warmup=args.warmup, dropout=args.dropout, concat=args.concat,
