@@ -90,6 +90,10 @@ class Settings:
     # which pretraining pairs: "all" 66 language pairs, or "english" (en-X only: an
     # English-centric base, whose 110 non-English directions are zero-shot)
     pairs: str = "all"
+    # fraction of the rows kept for the low-resource languages (ha yo km my): < 1 makes them
+    # really low-resource in the base, as in M2M-100; a row is kept when every low-resource
+    # side's text hashes below the fraction, so one language keeps the same strings everywhere
+    low_fraction: float = 1.0
     # tokenizer
     vocab_size: int = 4000
     character_coverage: float = 0.9995
@@ -177,6 +181,30 @@ def select_pairs(pairs: dict[tuple[str, str], list[tuple[str, str]]], which: str
     if which == "english":
         return {k: v for k, v in pairs.items() if "en" in k}
     raise DemoBaseError(f"pairs must be 'all' or 'english', got {which!r}")
+
+
+LOW_RESOURCE = ("ha", "yo", "km", "my")
+
+
+def _bucket(text: str) -> float:
+    """A fixed pseudo-random number in [0, 1) per text (sha256), independent of the file order."""
+    return int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:8], 16) / 2**32
+
+
+def thin_low_resource(pairs: dict[tuple[str, str], list[tuple[str, str]]], fraction: float,
+                      low: Sequence[str] = LOW_RESOURCE):
+    """Keep only ``fraction`` of the rows that have a low-resource side (see ``Settings.low_fraction``)."""
+    if not 0.0 < fraction <= 1.0:
+        raise DemoBaseError(f"low_fraction must be in (0, 1], got {fraction}")
+    if fraction == 1.0:
+        return dict(pairs)
+    out = {}
+    for (a, b), rows in pairs.items():
+        keep = [(x, y) for x, y in rows
+                if (a not in low or _bucket(x) < fraction) and (b not in low or _bucket(y) < fraction)]
+        if keep:
+            out[(a, b)] = keep
+    return out
 
 
 def texts_by_language(pairs: dict[tuple[str, str], list[tuple[str, str]]]) -> dict[str, list[str]]:
@@ -627,7 +655,8 @@ def pretrain(out_dir: str | Path, data_dir: str | Path = DEFAULT_DATA, settings:
     np.random.seed(s.seed)
     torch.manual_seed(s.seed)
 
-    pairs = select_pairs(read_pretrain(data_dir), s.pairs)
+    all_pairs = read_pretrain(data_dir)
+    pairs = thin_low_resource(select_pairs(all_pairs, s.pairs), s.low_fraction)
     by_lang = texts_by_language(pairs)
     tok_texts = [t for c in CODES for t in by_lang[c]]
     tok = build_tokenizer(tok_texts, out, s.vocab_size, s.character_coverage, s.byte_fallback, s.normalization)
@@ -758,8 +787,10 @@ def pretrain(out_dir: str | Path, data_dir: str | Path = DEFAULT_DATA, settings:
         "settings": asdict(s),
         "data": {
             "pretrain_files": {f"pretrain/{a}-{b}.tsv": sha256_file(data_dir / "pretrain" / f"{a}-{b}.tsv")
-                               for a, b in sorted(pairs)},
+                               for a, b in sorted(all_pairs)},
             "pairs": s.pairs,
+            "low_fraction": s.low_fraction,
+            "rows_per_language": {c: sum(len(r) for k, r in pairs.items() if c in k) for c in CODES},
             "pretrain_rows": sum(len(r) for r in pairs.values()),
             "directed_examples_per_epoch": len(base),
             "concat_examples_per_epoch": n_concat,
@@ -863,6 +894,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="torch device of the pretraining (default cpu; 'cuda' is fast but not bit-reproducible)")
     p.add_argument("--pairs", choices=("all", "english"), default=d.pairs,
                    help="pretrain on all 66 language pairs, or English-centric (en-X) pairs only")
+    p.add_argument("--low-fraction", type=float, default=d.low_fraction,
+                   help="fraction of the low-resource languages' rows to pretrain on (default 1: all)")
     p.add_argument("--minutes", type=float, default=d.minutes, help="safety cap on the whole build (default 25)")
     p.add_argument("--steps", type=int, default=d.steps, help=f"optimizer updates (default {d.steps})")
     p.add_argument("--vocab-size", type=int, default=d.vocab_size)
@@ -894,7 +927,7 @@ def main(argv: list[str] | None = None) -> int:
         res = sanity(model, tok, tokens, args.data)
         print(json.dumps(res, ensure_ascii=False, indent=1))
         return 0
-    s = Settings(seed=args.seed, threads=args.threads, device=args.device, pairs=args.pairs, minutes=args.minutes, steps=args.steps,
+    s = Settings(seed=args.seed, threads=args.threads, device=args.device, pairs=args.pairs, low_fraction=args.low_fraction, minutes=args.minutes, steps=args.steps,
                  vocab_size=args.vocab_size, d_model=args.d_model, encoder_layers=args.layers,
                  decoder_layers=args.layers, ffn_dim=args.ffn, heads=args.heads, max_tokens=args.max_tokens,
                  lr=args.lr, warmup=args.warmup, dropout=args.dropout, concat=args.concat,
