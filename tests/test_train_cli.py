@@ -62,7 +62,7 @@ def test_train_evaluate_translate_end_to_end(m2m_dir, flores_dir, tmp_path, caps
     assert "ha" in info and "low" in info and "trainable" in info
     # pruned to 50% of B at epoch 2: info and the report show what each language kept
     rep = json.loads((run / "parameters.json").read_text())
-    for code, row in rep["per_language"].items():
+    for row in rep["per_language"].values():
         dense = sum(row["rank"] * (m.in_features + m.out_features) for m in model.lslo_modules().values())
         n_b = sum(row["rank"] * m.out_features for m in model.lslo_modules().values())
         assert row["parameters"] < dense and row["parameters"] >= dense - n_b  # B pruned, A kept
