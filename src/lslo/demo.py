@@ -150,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     for m, sig in tuned["signatures"].items():
         print(f"- {m}: {sig}")
     print("  (spBLEU here uses the demo tokenizer's own SentencePiece model, not sacrebleu's flores model)")
+    if tuned["groups"]["all"]["chrf++"] < base_scores["groups"]["all"]["chrf++"]:
+        print("  Note: LSLo is below the base on average here. This tiny base memorises its pretraining "
+              "strings and needs far more updates than this demo's budget to gain from new data; see the "
+              "README section 'The offline demo (make demo) - honest status' for what was measured.")
     print()
     print(f"## Trainable parameters after pruning (base model: {rep['base_parameters']:,})")
     print("| language | level | rank | parameters | % of base |")
