@@ -39,14 +39,14 @@ def demo_directions(levels: dict[str, list[str]]) -> list[tuple[str, str]]:
 
 
 def demo_config(out_dir: Path, steps: int, base: Path = BASE, *, lr: float = 3e-3, dropout: float = 0.0,
-                beam: int = 2) -> dict:
+                beam: int = 2, ranks: tuple[int, int, int] = (2, 2, 8)) -> dict:
     manifest = json.loads((DEMO / "MANIFEST.json").read_text(encoding="utf-8"))
     langs = [{"code": x["code"], "level": x["level"]} for x in manifest["languages"]]
     return {
         "model": str(base),
         "output_dir": str(out_dir),
         "method": "lslo",
-        "lslo": {"languages": langs, "ranks": {"high": 2, "medium": 2, "low": 8}},
+        "lslo": {"languages": langs, "ranks": dict(zip(("high", "medium", "low"), ranks))},
         "data": {"path": str(DEMO / "flores200_dataset"), "train_split": "dev", "test_split": "devtest",
                  "valid_ratio": 0.05, "max_length": 64},
         "train": {"epochs": 1, "max_steps": steps, "epoch_size": steps * 120, "max_tokens": 2500,
@@ -59,6 +59,16 @@ def demo_config(out_dir: Path, steps: int, base: Path = BASE, *, lr: float = 3e-
         "eval": {"beam": beam, "max_new_tokens": 48, "batch_size": 48,
                  "spm_model": str(base / "sentencepiece.bpe.model")},
     }
+
+
+def _ranks(text: str) -> tuple[int, int, int]:
+    try:
+        ranks = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        ranks = ()
+    if len(ranks) != 3 or min(ranks) < 1:
+        raise SystemExit(f"lslo demo: error: --ranks expects three positive integers 'high,medium,low', got {text!r}")
+    return ranks  # type: ignore[return-value]
 
 
 def _table(base: dict, tuned: dict) -> str:
@@ -80,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     p.add_argument("--base", default=str(BASE), help="base model directory (default: data/demo/base)")
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the fine-tuning")
+    p.add_argument("--ranks", default="2,2,8", help="LSLo ranks of high,medium,low-resource languages")
     p.add_argument("--dropout", type=float, default=0.0, help="dropout during fine-tuning")
     p.add_argument("--beam", type=int, default=2, help="beam size of the evaluation")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
@@ -108,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         import shutil
 
         shutil.rmtree(out)
-    cfg = RunConfig.from_dict(demo_config(out, args.steps, base, lr=args.lr, dropout=args.dropout, beam=args.beam))
+    cfg = RunConfig.from_dict(demo_config(out, args.steps, base, lr=args.lr, dropout=args.dropout, beam=args.beam,
+                                          ranks=_ranks(args.ranks)))
     manifest = json.loads((DEMO / "MANIFEST.json").read_text(encoding="utf-8"))
     dirs = demo_directions(manifest["levels"])
     test = load_corpus(cfg.data.path, "devtest", cfg.lslo.codes)
