@@ -927,7 +927,14 @@ def main(argv: list[str] | None = None) -> int:
         res = sanity(model, tok, tokens, args.data)
         print(json.dumps(res, ensure_ascii=False, indent=1))
         return 0
-    s = Settings(seed=args.seed, threads=args.threads, device=args.device, pairs=args.pairs, low_fraction=args.low_fraction, minutes=args.minutes, steps=args.steps,
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            print(f"lslo.demo_base: error: --device {args.device}: no CUDA device is available", file=sys.stderr)
+            return 2
+    s = Settings(seed=args.seed, threads=args.threads, device=args.device, pairs=args.pairs,
+                 low_fraction=args.low_fraction, minutes=args.minutes, steps=args.steps,
                  vocab_size=args.vocab_size, d_model=args.d_model, encoder_layers=args.layers,
                  decoder_layers=args.layers, ffn_dim=args.ffn, heads=args.heads, max_tokens=args.max_tokens,
                  lr=args.lr, warmup=args.warmup, dropout=args.dropout, concat=args.concat,
