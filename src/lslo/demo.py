@@ -39,7 +39,7 @@ def demo_directions(levels: dict[str, list[str]]) -> list[tuple[str, str]]:
 
 
 def demo_config(out_dir: Path, steps: int, base: Path = BASE, *, lr: float = 3e-3, dropout: float = 0.0,
-                beam: int = 2, ranks: tuple[int, int, int] = (2, 2, 8)) -> dict:
+                beam: int = 2, ranks: tuple[int, int, int] = (2, 2, 8), prune_ratio: float = 0.9) -> dict:
     manifest = json.loads((DEMO / "MANIFEST.json").read_text(encoding="utf-8"))
     langs = [{"code": x["code"], "level": x["level"]} for x in manifest["languages"]]
     return {
@@ -53,9 +53,9 @@ def demo_config(out_dir: Path, steps: int, base: Path = BASE, *, lr: float = 3e-
                   "update_freq": 1, "lr": lr, "warmup_steps": max(1, steps // 10), "label_smoothing": 0.1,
                   "dropout": dropout, "seed": 1, "log_every_steps": 10, "valid_max_examples": 400,
                   "tensorboard": False},
-        # step-wise cubic schedule over the middle of the run, to the paper's final ratio 0.9 of B
+        # step-wise cubic schedule over the middle of the run, to prune_ratio of B (the paper: 0.9)
         "pruning": {"enabled": True, "unit": "step", "start": steps // 5, "duration": (steps * 3) // 5,
-                    "frequency": max(1, steps // 20), "final_ratio": 0.9, "granularity": "layer", "matrices": "B"},
+                    "frequency": max(1, steps // 20), "final_ratio": prune_ratio, "granularity": "layer", "matrices": "B"},
         "eval": {"beam": beam, "max_new_tokens": 48, "batch_size": 48,
                  "spm_model": str(base / "sentencepiece.bpe.model")},
     }
@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base", default=str(BASE), help="base model directory (default: data/demo/base)")
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the fine-tuning")
     p.add_argument("--ranks", default="2,2,8", help="LSLo ranks of high,medium,low-resource languages")
+    p.add_argument("--prune-ratio", type=float, default=0.9, help="final pruning ratio of B (the paper: 0.9)")
     p.add_argument("--dropout", type=float, default=0.0, help="dropout during fine-tuning")
     p.add_argument("--beam", type=int, default=2, help="beam size of the evaluation")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
         shutil.rmtree(out)
     cfg = RunConfig.from_dict(demo_config(out, args.steps, base, lr=args.lr, dropout=args.dropout, beam=args.beam,
-                                          ranks=_ranks(args.ranks)))
+                                          ranks=_ranks(args.ranks), prune_ratio=args.prune_ratio))
     manifest = json.loads((DEMO / "MANIFEST.json").read_text(encoding="utf-8"))
     dirs = demo_directions(manifest["levels"])
     test = load_corpus(cfg.data.path, "devtest", cfg.lslo.codes)
