@@ -76,6 +76,9 @@ WEIGHTS = "model.safetensors"
 NO_SPACE = {"zh"}
 
 
+from lslo.demo_data import sha256_file  # noqa: E402  (one file hasher for the demo corpus and base)
+
+
 class DemoBaseError(RuntimeError):
     """The pretraining data or the output is not usable."""
 
@@ -134,14 +137,6 @@ class Settings:
 
 
 # --------------------------------------------------------------------------- data
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_pretrain(data_dir: str | Path, codes: Sequence[str] = CODES) -> dict[tuple[str, str], list[tuple[str, str]]]:
