@@ -107,3 +107,16 @@ def test_greedy_translation_runs(model, tokenizer):
     assert out[:, :2].tolist() == prompt.tolist()
     texts = tokenizer.batch_decode(out[:, 2:], skip_special_tokens=True)
     assert all(isinstance(t, str) and t.strip() for t in texts)
+
+
+def test_tokenizer_rebuilds_byte_identical(tmp_path):
+    """The documented rebuild trains the same SentencePiece model and writes the same vocab.json."""
+    from lslo import demo_base as db
+
+    s = db.Settings()
+    by_lang = db.texts_by_language(db.thin_low_resource(db.select_pairs(db.read_pretrain(db.DEFAULT_DATA), s.pairs),
+                                                        s.low_fraction))
+    texts = [t for c in db.CODES for t in by_lang[c]]
+    db.build_tokenizer(texts, tmp_path, s.vocab_size, s.character_coverage, s.byte_fallback, s.normalization)
+    for name in ("sentencepiece.bpe.model", "vocab.json"):
+        assert (tmp_path / name).read_bytes() == (BASE / name).read_bytes(), name

@@ -239,7 +239,8 @@ def build_tokenizer(texts: Sequence[str], out_dir: str | Path, vocab_size: int =
     import io
 
     import sentencepiece as spm
-    from transformers import M2M100Tokenizer
+
+    from lslo.tiny import m2m100_tokenizer_from_spm
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -253,18 +254,10 @@ def build_tokenizer(texts: Sequence[str], out_dir: str | Path, vocab_size: int =
     )
     spm_path = out / "sentencepiece.bpe.model"
     spm_path.write_bytes(buf.getvalue())
-    sp = spm.SentencePieceProcessor(model_file=str(spm_path))
-    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
-    for i in range(sp.get_piece_size()):
-        piece = sp.id_to_piece(i)
-        if piece not in vocab:
-            vocab[piece] = len(vocab)
-        if vocab[piece] != i:
-            raise DemoBaseError(f"SentencePiece piece {piece!r} has id {i} but vocab id {vocab[piece]}")
-    (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    tok = M2M100Tokenizer(vocab_file=str(out / "vocab.json"), spm_file=str(spm_path))
-    tok.save_pretrained(str(out))
-    return tok
+    try:
+        return m2m100_tokenizer_from_spm(spm_path, out, check_ids=True)
+    except ValueError as e:
+        raise DemoBaseError(str(e)) from None
 
 
 def unk_rate(tokenizer, texts: Sequence[str]) -> float:

@@ -32,23 +32,36 @@ def train_sentencepiece(texts: Iterable[str], out_prefix: str | Path, vocab_size
     return path
 
 
-def build_m2m100_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_size: int = 256):
-    """A real ``M2M100Tokenizer`` (SentencePiece + vocab.json + the 100 ``__xx__`` tokens), saved."""
+def m2m100_tokenizer_from_spm(spm_model: str | Path, out_dir: str | Path, check_ids: bool = False):
+    """Save a real ``M2M100Tokenizer`` for an existing SentencePiece model: ``vocab.json`` in the
+    fairseq order (``<s> <pad> </s> <unk>`` first, then every piece) plus the 100 ``__xx__`` tokens.
+
+    ``check_ids``: require every piece's vocab id to equal its SentencePiece id (true when the
+    model was trained with ids 0-3 = ``<s> <pad> </s> <unk>``); a mismatch is a ``ValueError``.
+    """
     from transformers import M2M100Tokenizer
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model = train_sentencepiece(texts, out / "sentencepiece.bpe", vocab_size)
-    sp = spm.SentencePieceProcessor(model_file=str(model))
+    sp = spm.SentencePieceProcessor(model_file=str(spm_model))
     vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
     for i in range(sp.get_piece_size()):
         piece = sp.id_to_piece(i)
         if piece not in vocab:
             vocab[piece] = len(vocab)
+        if check_ids and vocab[piece] != i:
+            raise ValueError(f"SentencePiece piece {piece!r} has id {i} but vocab id {vocab[piece]}")
     (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    tok = M2M100Tokenizer(vocab_file=str(out / "vocab.json"), spm_file=str(model))
+    tok = M2M100Tokenizer(vocab_file=str(out / "vocab.json"), spm_file=str(spm_model))
     tok.save_pretrained(str(out))
     return tok
+
+
+def build_m2m100_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_size: int = 256):
+    """A real ``M2M100Tokenizer`` (SentencePiece + vocab.json + the 100 ``__xx__`` tokens), saved."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = train_sentencepiece(texts, out / "sentencepiece.bpe", vocab_size)
+    return m2m100_tokenizer_from_spm(model, out)
 
 
 def build_nllb_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_size: int = 256):
