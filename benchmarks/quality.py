@@ -1,7 +1,10 @@
 """Quality benchmark on the offline demo data: no fine-tuning vs full fine-tuning vs one shared
 LoRA vs LSLo vs LSLo with gradual pruning, same data, same update budget, same evaluation.
 
-    python benchmarks/quality.py [--steps 600] [--segments 40] [--directions demo|all] [--out runs/quality]
+    python benchmarks/quality.py [--steps 1200] [--segments 40] [--directions demo|all] [--out runs/quality]
+
+Every variant uses the demo's training settings (``lslo.demo.demo_config``: batch size, warmup,
+label smoothing, LSLo ranks, learning rate, pruning schedule) unless its override says otherwise.
 
 Prints one JSON document (and writes quality.json / quality.md in --out): chrF++ and spBLEU
 (demo SentencePiece model) per resource group, trainable parameters (% of the base model), time.
@@ -22,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 VARIANTS = {
     # name: (method, overrides)
     "full": ("full", {"train.lr": 3e-4}),  # full fine-tuning needs a much smaller lr than adapters
-    "lora": ("lora", {"lora_rank": 8}),
+    # one LoRA for every language, of the largest per-language LSLo rank (the low-resource one)
+    "lora": ("lora", {"lora_rank": None}),
     "lslo": ("lslo", {"pruning.enabled": False}),
     "lslo+prune": ("lslo", {}),
 }
@@ -37,7 +41,7 @@ def _set(d: dict, dotted: str, value) -> None:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--steps", type=int, default=None, help="optimizer updates (default: the demo's)")
     p.add_argument("--segments", type=int, default=40, help="test segments per direction")
     p.add_argument("--directions", choices=["demo", "all"], default="demo",
                    help="demo: 36 directions, 4 per resource group; all: 132")
@@ -57,11 +61,12 @@ def main() -> int:
 
     from lslo.data.corpus import load_corpus
     from lslo.data.sampling import directions as all_directions
-    from lslo.demo import BASE, DEMO, demo_config, demo_directions
+    from lslo.demo import BASE, DEMO, STEPS, demo_config, demo_directions
     from lslo.evaluate import SpBleu, evaluate_model, write_scores
     from lslo.run_config import RunConfig
     from lslo.train import Trainer, load_run
 
+    args.steps = args.steps or STEPS
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = json.loads((DEMO / "MANIFEST.json").read_text(encoding="utf-8"))
@@ -79,6 +84,8 @@ def main() -> int:
         method, overrides = VARIANTS.get(name, ("lslo", {}))
         data["method"] = method
         for k, v in overrides.items():
+            if k == "lora_rank" and v is None:
+                v = max(data["lslo"]["ranks"].values())
             _set(data, k, v)
         if method == "full":
             data["pruning"]["enabled"] = False

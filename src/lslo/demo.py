@@ -38,8 +38,20 @@ def demo_directions(levels: dict[str, list[str]]) -> list[tuple[str, str]]:
     return out
 
 
-def demo_config(out_dir: Path, steps: int, base: Path = BASE, *, lr: float = 3e-3, dropout: float = 0.0,
-                beam: int = 2, ranks: tuple[int, int, int] = (2, 2, 8), prune_ratio: float = 0.9) -> dict:
+# Demo defaults (measured, see the README's demo section): the tiny d_model-128 base needs larger
+# ranks than the paper's 2/2/8 on a d_model-1024 model; small batches give more updates per CPU
+# second (step time scales with the tokens in a batch); pruning 70% of B keeps LSLo clearly above
+# the base in this budget, the paper's 90% only just (``--prune-ratio 0.9``).
+STEPS = 1200
+LR = 3e-3
+RANKS = (16, 16, 32)
+MAX_TOKENS = 1250
+PRUNE_RATIO = 0.7
+
+
+def demo_config(out_dir: Path, steps: int = STEPS, base: Path = BASE, *, lr: float = LR, dropout: float = 0.0,
+                beam: int = 2, ranks: tuple[int, int, int] = RANKS, prune_ratio: float = PRUNE_RATIO,
+                max_tokens: int = MAX_TOKENS) -> dict:
     manifest = json.loads((DEMO / "MANIFEST.json").read_text(encoding="utf-8"))
     langs = [{"code": x["code"], "level": x["level"]} for x in manifest["languages"]]
     return {
@@ -49,7 +61,7 @@ def demo_config(out_dir: Path, steps: int, base: Path = BASE, *, lr: float = 3e-
         "lslo": {"languages": langs, "ranks": dict(zip(("high", "medium", "low"), ranks))},
         "data": {"path": str(DEMO / "flores200_dataset"), "train_split": "dev", "test_split": "devtest",
                  "valid_ratio": 0.05, "max_length": 64},
-        "train": {"epochs": 1, "max_steps": steps, "epoch_size": steps * 120, "max_tokens": 2500,
+        "train": {"epochs": 1, "max_steps": steps, "epoch_size": steps * 120, "max_tokens": max_tokens,
                   "update_freq": 1, "lr": lr, "warmup_steps": max(1, steps // 10), "label_smoothing": 0.1,
                   "dropout": dropout, "seed": 1, "log_every_steps": 10, "valid_max_examples": 400,
                   "tensorboard": False},
@@ -85,13 +97,15 @@ def _table(base: dict, tuned: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m lslo.demo", description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(ROOT / "runs" / "demo"), help="run directory")
-    p.add_argument("--steps", type=int, default=300, help="optimizer updates of LSLo fine-tuning")
+    p.add_argument("--steps", type=int, default=STEPS, help="optimizer updates of LSLo fine-tuning")
     p.add_argument("--segments", type=int, default=24, help="test segments per evaluated direction")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     p.add_argument("--base", default=str(BASE), help="base model directory (default: data/demo/base)")
-    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the fine-tuning")
-    p.add_argument("--ranks", default="2,2,8", help="LSLo ranks of high,medium,low-resource languages")
-    p.add_argument("--prune-ratio", type=float, default=0.9, help="final pruning ratio of B (the paper: 0.9)")
+    p.add_argument("--lr", type=float, default=LR, help="peak learning rate of the fine-tuning")
+    p.add_argument("--ranks", default=",".join(map(str, RANKS)),
+                   help="LSLo ranks of high,medium,low-resource languages (the paper: 2,2,8)")
+    p.add_argument("--max-tokens", type=int, default=MAX_TOKENS, help="tokens per training batch")
+    p.add_argument("--prune-ratio", type=float, default=PRUNE_RATIO, help="final pruning ratio of B (the paper: 0.9)")
     p.add_argument("--dropout", type=float, default=0.0, help="dropout during fine-tuning")
     p.add_argument("--beam", type=int, default=2, help="beam size of the evaluation")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
@@ -121,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
 
         shutil.rmtree(out)
     cfg = RunConfig.from_dict(demo_config(out, args.steps, base, lr=args.lr, dropout=args.dropout, beam=args.beam,
-                                          ranks=_ranks(args.ranks), prune_ratio=args.prune_ratio))
+                                          ranks=_ranks(args.ranks), prune_ratio=args.prune_ratio,
+                                          max_tokens=args.max_tokens))
     manifest = json.loads((DEMO / "MANIFEST.json").read_text(encoding="utf-8"))
     dirs = demo_directions(manifest["levels"])
     test = load_corpus(cfg.data.path, "devtest", cfg.lslo.codes)
@@ -165,8 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     print("  (spBLEU here uses the demo tokenizer's own SentencePiece model, not sacrebleu's flores model)")
     if tuned["groups"]["all"]["chrf++"] < base_scores["groups"]["all"]["chrf++"]:
         print("  Note: LSLo is below the base on average here. This tiny base memorises its pretraining "
-              "strings and needs far more updates than this demo's budget to gain from new data; see the "
-              "README section 'The offline demo (make demo) - honest status' for what was measured.")
+              "strings; fine-tuning first breaks that memory and needs enough updates and rank to gain "
+              "from new data (the defaults do; fewer updates or the paper's ranks 2/2/8 do not). See the "
+              "README section 'The offline demo (make demo)' for what was measured.")
     print()
     print(f"## Trainable parameters after pruning (base model: {rep['base_parameters']:,})")
     print("| language | level | rank | parameters | % of base |")
