@@ -551,6 +551,8 @@ class Trainer:
                 self.sampler.set_epoch(self.epoch)
                 n_updates = math.ceil(len(self.sampler) / t.update_freq)
                 done = math.ceil(self.sampler.position / t.update_freq)
+                if t.max_steps:  # the bar ends where training will stop, so its ETA is true
+                    n_updates = min(n_updates, done + max(0, t.max_steps - self.step))
                 bar = tqdm(total=n_updates, initial=done, desc=f"epoch {self.epoch + 1}/{t.epochs}",
                            disable=self.quiet, leave=False, dynamic_ncols=True)
                 halted = False
