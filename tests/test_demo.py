@@ -52,3 +52,21 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
 def test_bad_ranks_is_a_one_line_error(tmp_path):
     with pytest.raises(SystemExit, match="--ranks expects three positive integers"):
         demo.main(["--out", str(tmp_path / "x"), "--ranks", "2,2"])
+
+
+@pytest.mark.parametrize("args, field", [(["--lr", "-1"], "train.lr"),
+                                         (["--prune-ratio", "1.5"], "pruning.final_ratio")])
+def test_bad_option_is_a_one_line_error_and_keeps_the_last_run(tmp_path, capsys, args, field):
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "keep.txt").write_text("last run", encoding="utf-8")
+    assert demo.main(["--out", str(out), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"lslo demo: error: {field}:")
+    assert (out / "keep.txt").is_file()
+
+
+@pytest.mark.parametrize("opt", ["--steps", "--segments", "--max-tokens"])
+def test_counts_below_one_are_a_one_line_error(tmp_path, opt):
+    with pytest.raises(SystemExit, match=f"{opt} expects an integer >= 1, got 0"):
+        demo.main(["--out", str(tmp_path / "x"), opt, "0"])

@@ -110,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--beam", type=int, default=2, help="beam size of the evaluation")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     args = p.parse_args(argv)
+    for opt in ("steps", "segments", "max_tokens"):
+        if getattr(args, opt) < 1:
+            raise SystemExit(f"lslo demo: error: --{opt.replace('_', '-')} expects an integer >= 1, "
+                             f"got {getattr(args, opt)}")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
     from transformers.utils import logging as hf_logging
@@ -130,13 +134,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     t0 = time.time()
     out = Path(args.out)
-    if out.exists():
+    from lslo.config import ConfigError
+
+    try:
+        cfg = RunConfig.from_dict(demo_config(out, args.steps, base, lr=args.lr, dropout=args.dropout,
+                                              beam=args.beam, ranks=_ranks(args.ranks),
+                                              prune_ratio=args.prune_ratio, max_tokens=args.max_tokens))
+    except ConfigError as e:  # e.g. --max-tokens 0, --prune-ratio 1.5: one line naming the field
+        print(f"lslo demo: error: {e}", file=sys.stderr)
+        return 2
+    if out.exists():  # only once the options are valid: a typo must not delete the last run
         import shutil
 
         shutil.rmtree(out)
-    cfg = RunConfig.from_dict(demo_config(out, args.steps, base, lr=args.lr, dropout=args.dropout, beam=args.beam,
-                                          ranks=_ranks(args.ranks), prune_ratio=args.prune_ratio,
-                                          max_tokens=args.max_tokens))
     manifest = json.loads((DEMO / "MANIFEST.json").read_text(encoding="utf-8"))
     dirs = demo_directions(manifest["levels"])
     test = load_corpus(cfg.data.path, "devtest", cfg.lslo.codes)
