@@ -242,3 +242,23 @@ def test_translate_mixed_list_by_token_budget(m2m_dir):
     assert model.translate(texts, srcs, tgts, max_tokens=40, **kw) == one_by_one
     assert model.translate(texts, srcs, tgts, batch_size=64, **kw) == one_by_one
     assert model.translate([], [], []) == []
+
+
+def test_max_new_tokens_is_honoured_without_a_warning(m2m_dir, caplog):
+    """A checkpoint whose generation_config sets max_length (M2M-100's does) gets exactly
+    max_new_tokens new tokens after the [start, tgt] prompt, without transformers' clash warning."""
+    model = load_lslo(m2m_dir, seed=3)
+    model.base.generation_config.max_length = 200
+    batch = mixed_batch(model, [("en", "fr"), ("fr", "ha")])
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()  # another test in this process may have silenced transformers
+    hf_logging.set_verbosity_warning()
+    try:
+        with caplog.at_level("WARNING"):
+            out = model.generate(batch["input_ids"], batch["attention_mask"], ["en", "fr"], ["fr", "ha"],
+                                 num_beams=2, max_new_tokens=4, min_new_tokens=4)
+    finally:
+        hf_logging.set_verbosity(level)
+    assert out.shape[1] == 2 + 4
+    assert not [r for r in caplog.records if "seem to have been set" in r.getMessage()]

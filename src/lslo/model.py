@@ -186,6 +186,10 @@ class LSLoModel(nn.Module):
         prompt = generation_prompt(tokens, tgt).to(input_ids.device)
         kwargs.setdefault("num_beams", 5)
         kwargs.setdefault("max_new_tokens", 128)
+        if "max_length" not in kwargs and kwargs.get("max_new_tokens") is not None:
+            # the same limit as max_length (the prompt counts): transformers warns on every call when a
+            # checkpoint's generation_config sets max_length (M2M-100's does) and max_new_tokens is passed
+            kwargs["max_length"] = prompt.shape[1] + kwargs.pop("max_new_tokens")
         with self.route(src_lang, tgt):
             return self.base.generate(
                 input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=prompt,
