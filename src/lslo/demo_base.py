@@ -68,15 +68,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-CODES = ("en", "fr", "de", "es", "zh", "ko", "hi", "ar", "ha", "yo", "km", "my")
+# one language list and one file hasher for the demo corpus and its base
+from lslo.demo_data import CODES, LANGUAGES, sha256_file
+
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO / "data" / "demo"
 WEIGHTS = "model.safetensors"
 # Scripts written without spaces between words: joined rows get no space either.
 NO_SPACE = {"zh"}
-
-
-from lslo.demo_data import sha256_file  # noqa: E402  (one file hasher for the demo corpus and base)
 
 
 class DemoBaseError(RuntimeError):
@@ -178,7 +177,7 @@ def select_pairs(pairs: dict[tuple[str, str], list[tuple[str, str]]], which: str
     raise DemoBaseError(f"pairs must be 'all' or 'english', got {which!r}")
 
 
-LOW_RESOURCE = ("ha", "yo", "km", "my")
+LOW_RESOURCE = tuple(lang.code for lang in LANGUAGES if lang.level == "low")
 
 
 def _bucket(text: str) -> float:
