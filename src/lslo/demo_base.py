@@ -227,7 +227,7 @@ def build_tokenizer(texts: Sequence[str], out_dir: str | Path, vocab_size: int =
                     normalization: str = "identity"):
     """Train SentencePiece (unigram) on ``texts`` and save a real ``M2M100Tokenizer`` in ``out_dir``.
 
-    Like :func:`lslo.tiny.build_m2m100_tokenizer` with the settings a real multilingual
+    Like :func:`lslo.testbed.tiny.build_m2m100_tokenizer` with the settings a real multilingual
     vocabulary needs: byte fallback, coverage below 1, one training thread (deterministic),
     and no Unicode normalisation by default (``identity``): NFKC would turn Chinese
     full-width punctuation into ASCII and Khmer zero-width spaces into spaces, so decoded
@@ -239,7 +239,7 @@ def build_tokenizer(texts: Sequence[str], out_dir: str | Path, vocab_size: int =
 
     import sentencepiece as spm
 
-    from lslo.tiny import m2m100_tokenizer_from_spm
+    from lslo.testbed.tiny import m2m100_tokenizer_from_spm
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
