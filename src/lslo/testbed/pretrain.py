@@ -315,6 +315,7 @@ def _save_atomic(work: Path, model, opt, state: dict) -> None:
     tmp.mkdir(exist_ok=True)
     save_file(unique_state(model), str(tmp / "model.safetensors"))
     torch.save(opt.state_dict(), tmp / "optimizer.pt")
+    torch.save(torch.get_rng_state(), tmp / "rng.pt")
     (tmp / "state.json").write_text(json.dumps(state, indent=1) + "\n")
     final = work / CKPT
     old = work / (CKPT + ".old")
@@ -357,14 +358,22 @@ def train(work: Path, steps: int, minutes: float | None = None, save_minutes: fl
         raise PretrainError(f"{work}: no prepare.json; run `prepare` first")
     meta = json.loads(meta_path.read_text())
     ckpt = work / CKPT
+    resumed = None
     if (ckpt / "state.json").is_file():
         state = json.loads((ckpt / "state.json").read_text())
-        s = Settings(**{**asdict(Settings()), **state["settings"]})
-        s.betas = tuple(s.betas)
+        resumed = "checkpoint (weights + optimiser)"
+    elif from_weights is not None:
+        fw = Path(from_weights)
+        if not (fw.parent / "resume.json").is_file():
+            raise PretrainError(f"{fw.parent}: no resume.json next to the weights")
+        state = json.loads((fw.parent / "resume.json").read_text())["state"]
+        state["rewarm_from"] = state["step"]
+        resumed = f"{fw} (16-bit weights, fresh optimiser, re-warm-up)"
     else:
-        s = settings or Settings()
-        state = {"settings": asdict(s), "step": 0, "chunk": 0, "in_chunk": 0, "tokens": 0, "target_tokens": 0,
-                 "wall_s": 0.0, "curve": [], "sessions": [], "rewarm_from": None}
+        state = {"settings": asdict(settings or Settings()), "step": 0, "chunk": 0, "in_chunk": 0, "tokens": 0,
+                 "target_tokens": 0, "wall_s": 0.0, "curve": [], "sessions": [], "rewarm_from": None}
+    s = Settings(**{**asdict(Settings()), **state["settings"]})
+    s.betas = tuple(s.betas)
     torch.set_num_threads(threads)
     torch.manual_seed(s.seed + state["step"])
     tok = AutoTokenizer.from_pretrained(str(work / "tokenizer"))
@@ -379,21 +388,15 @@ def train(work: Path, steps: int, minutes: float | None = None, save_minutes: fl
     session = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "start_step": state["step"],
                "device": device, "threads": threads, "bf16": bf16, "host": platform.node(),
                "cpu": platform.processor() or platform.machine()}
-    if (ckpt / "model.safetensors").is_file():
+    if resumed and resumed.startswith("checkpoint"):
         _load_weights(model, ckpt / "model.safetensors")
         opt.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=device, weights_only=True))
-        session["resumed_from"] = "checkpoint (weights + optimiser)"
-    elif from_weights is not None:
-        fw = Path(from_weights)
-        info = json.loads((fw.parent / "resume.json").read_text()) if (fw.parent / "resume.json").is_file() else None
-        if info is None:
-            raise PretrainError(f"{fw.parent}: no resume.json next to the weights")
-        _load_weights(model, fw)
-        state = info["state"]
-        state["rewarm_from"] = state["step"]
-        s = Settings(**{**asdict(Settings()), **state["settings"]})
-        s.betas = tuple(s.betas)
-        session["resumed_from"] = f"{fw} (bf16 weights, fresh optimiser, {s.rewarm}-step re-warm-up)"
+        if (ckpt / "rng.pt").is_file():  # dropout masks continue exactly where they stopped
+            torch.set_rng_state(torch.load(ckpt / "rng.pt", weights_only=True))
+    elif resumed:
+        _load_weights(model, Path(from_weights))
+    if resumed:
+        session["resumed_from"] = resumed
     session["start_step"] = state["step"]
     sampler = Sampler(work / "tokens.npz", codes, s)
     print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters; step {state['step']} -> "
@@ -402,7 +405,7 @@ def train(work: Path, steps: int, minutes: float | None = None, save_minutes: fl
     t0 = time.time()
     last_save = t0
     chunk = sampler.chunk(state["chunk"])
-    win_nll = win_tok = 0.0
+    win_nll, win_tok = state.get("window", (0.0, 0))  # the log window continues across a resume
     win_t = time.time()
     interrupted = False
     try:
@@ -445,13 +448,14 @@ def train(work: Path, steps: int, minutes: float | None = None, save_minutes: fl
             if time.time() - last_save > save_minutes * 60:
                 state["wall_s"] += time.time() - last_save
                 last_save = time.time()
-                _save_atomic(work, model, opt, {**state, "settings": asdict(s)})
+                _save_atomic(work, model, opt, {**state, "settings": asdict(s), "window": (win_nll, win_tok)})
     except KeyboardInterrupt:
         interrupted = True
     state["wall_s"] += time.time() - last_save
     session["end_step"] = state["step"]
     session["seconds"] = round(time.time() - t0, 1)
     state["sessions"].append(session)
+    state["window"] = (win_nll, win_tok)
     _save_atomic(work, model, opt, {**state, "settings": asdict(s)})
     if interrupted:
         print(f"interrupted at step {state['step']}; checkpoint saved", file=sys.stderr)
