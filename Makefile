@@ -25,7 +25,7 @@ test: install
 	$(PY) -m pytest -n $(TEST_WORKERS) tests
 
 demo: install
-	$(PY) -m lslo.demo
+	$(PY) -m lslo.testbed.demo
 
 bench: install
 	$(PY) benchmarks/speed.py

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sweep of demo base models on one GPU (run once through the device tool; results in $OUT).
-# Each config: python -m lslo.demo_base --device cuda ... then the demo (fine-tuning + scores) on the GPU
+# Each config: python -m lslo.testbed.demo_base --device cuda ... then the demo (fine-tuning + scores) on the GPU
 # with fine-tuning dropout 0 and 0.1. Writes $OUT/summary.json, $OUT/logs.tgz and the two best bases.
 set -u
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
@@ -21,10 +21,10 @@ declare -A CFG=(
 job() {
   local name=$1; shift
   local b=$W/$name
-  python3 -m lslo.demo_base --out $b --seed 0 --device $DEV --steps $STEPS --minutes $MIN --no-sanity "$@" \
+  python3 -m lslo.testbed.demo_base --out $b --seed 0 --device $DEV --steps $STEPS --minutes $MIN --no-sanity "$@" \
     > $W/$name.pretrain.log 2>&1 || { echo "$name pretrain FAILED"; tail -5 $W/$name.pretrain.log; return; }
   for dr in 0.0 0.1; do
-    timeout 170 python3 -m lslo.demo --base $b --out $W/runs/$name-ft$dr --dropout $dr --threads 2 --device $DEV $DEMO_ARGS \
+    timeout 170 python3 -m lslo.testbed.demo --base $b --out $W/runs/$name-ft$dr --dropout $dr --threads 2 --device $DEV $DEMO_ARGS \
       > $W/$name.demo$dr.log 2>&1 || { echo "$name demo $dr FAILED"; tail -5 $W/$name.demo$dr.log; }
   done
   echo "$name done"

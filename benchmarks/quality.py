@@ -3,7 +3,7 @@ LoRA vs LSLo vs LSLo with gradual pruning, same data, same update budget, same e
 
     python benchmarks/quality.py [--steps 1200] [--segments 40] [--directions demo|all] [--out runs/quality]
 
-Every variant uses the demo's training settings (``lslo.demo.demo_config``: batch size, warmup,
+Every variant uses the demo's training settings (``lslo.testbed.demo.demo_config``: batch size, warmup,
 label smoothing, LSLo ranks, learning rate, pruning schedule) unless its override says otherwise.
 
 Prints one JSON document (and writes quality.json / quality.md in --out): chrF++ and spBLEU
@@ -63,10 +63,10 @@ def main() -> int:
 
     from lslo.data.corpus import load_corpus
     from lslo.data.sampling import directions as all_directions
-    from lslo.demo import BASE, DEMO, STEPS, demo_config, demo_directions
-    from lslo.evaluate import SpBleu, evaluate_model, write_scores
-    from lslo.run_config import RunConfig
-    from lslo.train import Trainer, load_run
+    from lslo.testbed.demo import BASE, DEMO, STEPS, demo_config, demo_directions
+    from lslo.evaluation import SpBleu, evaluate_model, write_scores
+    from lslo.training.config import RunConfig
+    from lslo.training import Trainer, load_run
 
     args.steps = args.steps or STEPS
     out = Path(args.out)

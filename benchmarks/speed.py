@@ -52,8 +52,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from _baselines import cpu_peak_bytes, inject_shared_lora, peft_lora, saved_tensor_bytes  # noqa: E402
 
-from lslo.config import LSLoConfig  # noqa: E402
-from lslo.model import LSLoModel  # noqa: E402
+from lslo.tuner.config import LSLoConfig  # noqa: E402
+from lslo.tuner.model import LSLoModel  # noqa: E402
 
 GOALS = {
     "lslo/shared_lora": 1.10,

@@ -36,7 +36,7 @@ def all_text() -> list[str]:
 @pytest.fixture(scope="session")
 def m2m_dir(tmp_path_factory):
     """A saved M2M-100-architecture model + M2M100Tokenizer (2+2 layers, d=16)."""
-    from lslo.languages import tokenizer_vocab_size
+    from lslo.tuner.languages import tokenizer_vocab_size
     from lslo.testbed.tiny import build_m2m100_tokenizer, build_tiny_model
 
     d = tmp_path_factory.mktemp("m2m100")
@@ -47,7 +47,7 @@ def m2m_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def nllb_dir(tmp_path_factory):
-    from lslo.languages import tokenizer_vocab_size
+    from lslo.tuner.languages import tokenizer_vocab_size
     from lslo.testbed.tiny import build_nllb_tokenizer, build_tiny_model
 
     d = tmp_path_factory.mktemp("nllb")
@@ -57,7 +57,7 @@ def nllb_dir(tmp_path_factory):
 
 
 def lslo_config(**overrides):
-    from lslo.config import LSLoConfig
+    from lslo.tuner.config import LSLoConfig
 
     data = {"languages": [{"code": c, "level": LEVELS[c]} for c in LANGS]}
     data.update(overrides)
@@ -68,7 +68,7 @@ def load_lslo(path, config=None, randomize: bool = True, seed: int = 0):
     """Load base + tokenizer from disk, inject LSLo; give B random values so adapters matter."""
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-    from lslo.model import LSLoModel
+    from lslo.tuner.model import LSLoModel
 
     base = AutoModelForSeq2SeqLM.from_pretrained(str(path))
     tok = AutoTokenizer.from_pretrained(str(path))

@@ -7,7 +7,7 @@ import torch
 from conftest import LANGS, SENTENCES, all_text, load_lslo, lslo_config
 from transformers import AutoModelForSeq2SeqLM
 
-from lslo.languages import encode_batch, tokenizer_vocab_size
+from lslo.tuner.languages import encode_batch, tokenizer_vocab_size
 from lslo.testbed.tiny import build_m2m100_tokenizer, build_tiny_model
 
 DIRS = [("en", "fr"), ("ha", "zh"), ("de", "yo")]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import load_lslo, lslo_config
 
-from lslo.config import ConfigError, LSLoConfig
-from lslo.languages import LanguageError
-from lslo.model import LSLoModel
+from lslo.tuner.config import ConfigError, LSLoConfig
+from lslo.tuner.languages import LanguageError
+from lslo.tuner.model import LSLoModel
 
 GOOD = {"languages": [{"code": "en", "level": "high"}, {"code": "ha", "level": "low"}]}
 
@@ -108,7 +108,7 @@ def test_unmatched_position_names_the_field(m2m_dir):
 def test_paper_config_is_the_paper_setting():
     from pathlib import Path
 
-    from lslo.run_config import RunConfig
+    from lslo.training.config import RunConfig
 
     cfg = RunConfig.load(Path(__file__).parent.parent / "configs" / "paper-m2m100-flores101-lang12.yaml")
     assert cfg.lslo.codes == ["en", "fr", "it", "de", "nl", "zh", "ja", "ko", "oc", "or", "sd", "wo"]

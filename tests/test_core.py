@@ -9,9 +9,9 @@ import torch
 from conftest import LANGS, SENTENCES, load_lslo, lslo_config
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-from lslo.languages import encode_batch
-from lslo.layer import LSLoLinear
-from lslo.model import LSLoModel
+from lslo.tuner.languages import encode_batch
+from lslo.tuner.layer import LSLoLinear
+from lslo.tuner.model import LSLoModel
 
 DIRECTIONS = [("en", "fr"), ("fr", "de"), ("de", "zh"), ("zh", "ha"), ("ha", "yo"), ("yo", "en")]
 

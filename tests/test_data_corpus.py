@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lslo.data.corpus import CorpusError, MultiWayCorpus, load_corpus, read_flores, read_jsonl, read_tsv
-from lslo.data.langcodes import (
+from lslo.tuner.langcodes import (
     LANGUAGES,
     M2M100_LANGUAGES,
     UnknownLanguageError,

@@ -1,4 +1,4 @@
-"""`python -m lslo.demo` end to end on the committed demo data and base (a few updates only)."""
+"""`python -m lslo.testbed.demo` end to end on the committed demo data and base (a few updates only)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lslo import demo
+from lslo.testbed import demo
 
 pytestmark = pytest.mark.skipif(not (demo.BASE / "config.json").is_file(), reason="data/demo/base is not built")
 
@@ -20,7 +20,7 @@ def test_directions_cover_every_group_and_language_three_times():
 
 
 def test_config_carries_the_options(tmp_path):
-    from lslo.run_config import RunConfig
+    from lslo.training.config import RunConfig
 
     cfg = RunConfig.from_dict(demo.demo_config(tmp_path, 50, lr=1e-3, ranks=(3, 4, 5), prune_ratio=0.5,
                                                max_tokens=700))

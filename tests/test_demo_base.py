@@ -47,7 +47,7 @@ def test_weights_match_report_and_size(report):
 
 
 def test_report_records_the_build(report):
-    assert report["command"].startswith("python -m lslo.demo_base")
+    assert report["command"].startswith(("python -m lslo.testbed.demo_base", "python -m lslo.demo_base"))
     assert report["data"]["dev_devtest_used_for_training"] is False
     for key in ("torch", "transformers"):
         assert report["versions"][key]
@@ -64,7 +64,7 @@ def test_pretrain_files_unchanged(report):
 
 
 def test_model_is_m2m100_and_matches_tokenizer(model, tokenizer, report):
-    from lslo.languages import tokenizer_vocab_size
+    from lslo.tuner.languages import tokenizer_vocab_size
 
     assert type(model).__name__ == "M2M100ForConditionalGeneration"
     assert all(p.dtype == torch.float32 for p in model.parameters())
@@ -75,7 +75,7 @@ def test_model_is_m2m100_and_matches_tokenizer(model, tokenizer, report):
 
 
 def test_language_tokens(tokenizer, report):
-    from lslo.languages import LanguageTokens
+    from lslo.tuner.languages import LanguageTokens
 
     tokens = LanguageTokens.from_tokenizer(tokenizer, CODES, {}, decoder_start_id=2)
     assert len(set(tokens.token_ids)) == len(CODES)
@@ -96,7 +96,7 @@ def test_tokenizer_covers_every_script_without_unk(tokenizer):
 
 
 def test_greedy_translation_runs(model, tokenizer):
-    from lslo.languages import LanguageTokens, encode_batch
+    from lslo.tuner.languages import LanguageTokens, encode_batch
 
     tokens = LanguageTokens.from_tokenizer(tokenizer, CODES, {}, decoder_start_id=2)
     enc = encode_batch(tokenizer, tokens, ["Back to home", "Resource not found"], ["en", "en"], ["fr", "ha"])
@@ -111,7 +111,7 @@ def test_greedy_translation_runs(model, tokenizer):
 
 def test_tokenizer_rebuilds_byte_identical(tmp_path):
     """The documented rebuild trains the same SentencePiece model and writes the same vocab.json."""
-    from lslo import demo_base as db
+    from lslo.testbed import demo_base as db
 
     s = db.Settings()
     by_lang = db.texts_by_language(db.thin_low_resource(db.select_pairs(db.read_pretrain(db.DEFAULT_DATA), s.pairs),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lslo.demo_base import CODES, DemoBaseError, read_pretrain, select_pairs
+from lslo.testbed.demo_base import CODES, DemoBaseError, read_pretrain, select_pairs
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "demo"
 
@@ -28,7 +28,7 @@ def test_unknown_pair_selection_is_a_clear_error():
 
 
 def test_low_resource_thinning_keeps_the_same_strings_in_every_pair():
-    from lslo.demo_base import LOW_RESOURCE, texts_by_language, thin_low_resource
+    from lslo.testbed.demo_base import LOW_RESOURCE, texts_by_language, thin_low_resource
 
     pairs = read_pretrain(DATA)
     thin = thin_low_resource(pairs, 0.1)

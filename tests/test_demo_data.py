@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lslo import demo_data
+from lslo.testbed import demo_data
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
 SPLITS = ("dev", "devtest")

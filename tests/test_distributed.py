@@ -9,8 +9,8 @@ import sys
 import torch
 from conftest import write_run_config
 
-from lslo.cli import main
-from lslo.storage import load_state as load_file
+from lslo.cli.main import main
+from lslo.tuner.storage import load_state as load_file
 
 
 def test_two_processes_equal_one(m2m_dir, flores_dir, tmp_path):

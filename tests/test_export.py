@@ -12,8 +12,9 @@ import torch
 from conftest import SENTENCES, load_lslo, lslo_config, write_run_config
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-from lslo.export import add_export_parser, export_peft
-from lslo.languages import encode_batch
+from lslo.cli.export import add_parser as add_export_parser
+from lslo.tuner.peft_export import export_peft
+from lslo.tuner.languages import encode_batch
 from lslo.pruning import Pruner, PruningConfig
 
 peft = pytest.importorskip("peft")
@@ -127,7 +128,7 @@ def test_pruned_adapter_drops_dead_components(m2m_dir, tmp_path):
 def test_alpha_is_rounded_to_the_scale(m2m_dir, tmp_path):
     model = load_lslo(m2m_dir, lslo_config(alpha=4.0, languages=[
         {"code": "en", "level": "high", "rank": 3}, {"code": "fr", "level": "low", "rank": 6}]), seed=15)
-    from lslo.export import peft_lora_for_direction
+    from lslo.tuner.peft_export import peft_lora_for_direction
 
     _, fields = peft_lora_for_direction(model, "en", "fr")
     assert fields["lora_alpha"] == 4 and fields["alpha_pattern"] == {}  # not 4.0000001 (float32 4/3 * 3)
@@ -144,7 +145,7 @@ def test_shared_lora_baseline_exports_too_even_without_peft(m2m_dir, tmp_path, m
 
 
 def test_cli_export_peft(m2m_dir, flores_dir, tmp_path, capsys):
-    from lslo.train import load_run
+    from lslo.training import load_run
 
     run = tmp_path / "run"
     run.mkdir()
@@ -160,7 +161,7 @@ def test_cli_export_peft(m2m_dir, flores_dir, tmp_path, capsys):
     assert args.func(args) == 0
     assert "PEFT LoRA adapter for fr->en" in capsys.readouterr().out
     assert_same_logits(model, load_peft(m2m_dir, tmp_path / "x"), "fr", "en")
-    from lslo.languages import LanguageError
+    from lslo.tuner.languages import LanguageError
 
     args = parser.parse_args(["export-peft", str(run), "--src", "fr", "--tgt", "xx", "--out", str(tmp_path / "y")])
     with pytest.raises(LanguageError, match="xx"):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from lslo.layer import LSLoLinear, Router, routed_lora
+from lslo.tuner.layer import LSLoLinear, Router, routed_lora
 
 RANKS = [2, 8, 4, 1, 8]  # unequal ranks: padding up to r_max = 8
 SCALES = [1.0, 0.5, 2.0, 0.25, 1.5]  # per-language scales
@@ -244,7 +244,7 @@ def test_model_training_step_fast_equals_reference(m2m_dir):
     """A whole M2M-100 forward/backward: fast path and reference give the same loss and grads."""
     from conftest import SENTENCES, load_lslo
 
-    from lslo.languages import encode_batch
+    from lslo.tuner.languages import encode_batch
 
     model = load_lslo(m2m_dir, seed=17).train()
     dirs = [("en", "fr"), ("fr", "de"), ("de", "zh"), ("zh", "ha"), ("ha", "yo"), ("yo", "en"), ("en", "yo")]

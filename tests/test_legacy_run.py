@@ -16,7 +16,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "run_v0_1"
 
 
 def test_old_run_evaluates_to_the_same_scores(tmp_path, monkeypatch, capsys):
-    from lslo.cli import main
+    from lslo.cli.main import main
 
     work = tmp_path / "fx"
     shutil.copytree(FIXTURE, work)

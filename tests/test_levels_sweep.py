@@ -8,17 +8,24 @@ import pytest
 import yaml
 from conftest import write_run_config
 
-from lslo.config import ConfigError
-from lslo.levels import (
+from lslo.tuner.config import ConfigError
+from lslo.experiments.levels import (
     apply_levels,
     language_scores,
     levels_from_counts,
     levels_from_scores,
     parse_split,
 )
-from lslo.levels import main as levels_main
-from lslo.sweep import main as sweep_main
-from lslo.sweep import make_variants, parse_positions, parse_ranks, sweep_table
+from lslo.cli import main as lslo_main
+
+
+def levels_main(argv):
+    return lslo_main(["levels", *argv])
+
+
+def sweep_main(argv):
+    return lslo_main(["sweep", *argv])
+from lslo.experiments.sweep import make_variants, parse_positions, parse_ranks, sweep_table
 
 # --------------------------------------------------------------------------- levels
 
@@ -189,15 +196,15 @@ def test_sweep_two_variants_then_skip(m2m_dir, flores_dir, tmp_path, capsys, mon
     def boom(*a, **k):
         raise AssertionError("should have been skipped")
 
-    monkeypatch.setattr("lslo.train.Trainer.train", boom)
-    monkeypatch.setattr("lslo.evaluate.evaluate_model", boom)
+    monkeypatch.setattr("lslo.training.trainer.Trainer.train", boom)
+    monkeypatch.setattr("lslo.evaluation.evaluate.evaluate_model", boom)
     assert sweep_main(args) == 0
     assert capsys.readouterr().out == table
     assert [v["status"] for v in json.loads((out / "sweep.json").read_text())["variants"]] == ["skipped", "skipped"]
 
     # a trained variant without scores is only evaluated
     monkeypatch.undo()
-    monkeypatch.setattr("lslo.train.Trainer.train", boom)
+    monkeypatch.setattr("lslo.training.trainer.Trainer.train", boom)
     (out / "r2-2-8_ffn" / "eval-devtest-best" / "scores.json").unlink()
     assert sweep_main(args) == 0
     assert [v["status"] for v in json.loads((out / "sweep.json").read_text())["variants"]] == ["skipped", "evaluated"]
@@ -205,7 +212,7 @@ def test_sweep_two_variants_then_skip(m2m_dir, flores_dir, tmp_path, capsys, mon
     # `lslo report RUN` on a variant's run directory
     import argparse
 
-    from lslo.report import add_report_parser
+    from lslo.cli.report import add_parser as add_report_parser
 
     parser = argparse.ArgumentParser()
     add_report_parser(parser.add_subparsers())

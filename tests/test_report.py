@@ -8,7 +8,7 @@ import math
 import pytest
 from conftest import load_lslo, lslo_config
 
-from lslo.report import (
+from lslo.reporting.report import (
     build_report,
     density_grid,
     per_level_summary,
@@ -162,7 +162,7 @@ def test_twelve_language_plots_are_ordered_by_level(tmp_path):
     # input order shuffled: bars and panels still go high, medium, low
     order = ["wo", "en", "zh", "oc", "fr", "ja", "or", "it", "ko", "sd", "de", "nl"]
     rep["languages"] = {c: rep["languages"][c] for c in order}
-    from lslo.report import ordered_languages
+    from lslo.reporting.report import ordered_languages
 
     assert ordered_languages(rep) == ["en", "fr", "it", "de", "zh", "ja", "ko", "nl", "wo", "oc", "or", "sd"]
     p = plot_parameters_per_language(rep, tmp_path / "p.png")

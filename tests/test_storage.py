@@ -10,9 +10,9 @@ from conftest import load_lslo
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from lslo import storage
+from lslo.tuner import storage
 from lslo.pruning import Pruner, PruningConfig
-from lslo.storage import StorageError, load_state, pack, save_state, unpack
+from lslo.tuner.storage import StorageError, load_state, pack, save_state, unpack
 
 # M2M-100 418M geometry (d = 1024, ffn = 4096): one encoder layer (q, k, v, fc1, fc2) and one decoder
 # layer (q, k, v, cross q, k, v, fc1, fc2); sum(d_in) = sum(d_out) over the positions.
@@ -206,10 +206,10 @@ def test_bad_inputs_are_refused():
 
 def test_model_save_load_uses_packed_format(m2m_dir, tmp_path):
     """After the model.py patch: save_adapters writes version 2, load_adapters reads it (and version 1)."""
-    from lslo.model import LSLoModel
+    from lslo.tuner.model import LSLoModel
 
     if "load_state" not in inspect.getsource(LSLoModel.load_adapters):
-        pytest.skip("model.py does not use lslo.storage yet")
+        pytest.skip("model.py does not use lslo.tuner.storage yet")
     model = load_lslo(m2m_dir, seed=8)
     Pruner(model, PruningConfig(enabled=True, structured=0.5, final_ratio=0.8, matrices="AB")).prune_to(0.8, 0.5)
     model.save_adapters(tmp_path / "a")

@@ -9,8 +9,8 @@ import pytest
 import torch
 from conftest import segments, write_run_config
 
-from lslo.cli import main
-from lslo.train import load_run
+from lslo.cli.main import main
+from lslo.training import load_run
 
 
 def read_metrics(run):
@@ -74,7 +74,7 @@ def test_train_evaluate_translate_end_to_end(m2m_dir, flores_dir, tmp_path, caps
 
 
 def _final_adapters(run):
-    from lslo.storage import load_state as load_file
+    from lslo.tuner.storage import load_state as load_file
 
     return load_file(run / "checkpoints" / "last" / "adapters.safetensors")
 
@@ -103,7 +103,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(m2m_dir, flores_dir, tmp_p
 
 
 def test_kill_while_saving_leaves_previous_checkpoint(tmp_path):
-    from lslo.train import atomic_write_dir, checkpoint_dir
+    from lslo.training.checkpoints import atomic_write_dir, checkpoint_dir
 
     target = tmp_path / "checkpoints" / "last"
     atomic_write_dir(target, lambda d: (d / "w").write_text("one"))
@@ -152,7 +152,7 @@ def test_train_bad_inputs(m2m_dir, flores_dir, tmp_path, capsys):
 
 
 def test_add_language_keeps_other_languages_bit_identical(m2m_dir, flores_dir, tmp_path, capsys):
-    from lslo.storage import load_state as load_file
+    from lslo.tuner.storage import load_state as load_file
 
     run = tmp_path / "run"
     cfg = write_run_config(tmp_path / "c.yaml", m2m_dir, flores_dir, run, epochs=1, weight_decay=0.01)
@@ -166,7 +166,7 @@ def test_add_language_keeps_other_languages_bit_identical(m2m_dir, flores_dir, t
         assert torch.equal(v, new_w[k]), k  # bit-identical
     de_b = [v for k, v in new_w.items() if ".de.lora_B" in k]
     assert de_b and max(float(v.abs().max()) for v in de_b) > 0  # the new language trained
-    from lslo.run_config import RunConfig
+    from lslo.training.config import RunConfig
 
     cfg2 = RunConfig.load(new / "config.yaml")
     assert all("de" in d.split("-") for d in cfg2.data.directions) and len(cfg2.data.directions) == 6

@@ -1,3 +1,3 @@
-from lslo.cli import main
+from lslo.cli.main import main
 
 raise SystemExit(main())

@@ -8,14 +8,6 @@ from lslo.data.corpus import (
     read_jsonl,
     read_tsv,
 )
-from lslo.data.langcodes import (
-    M2M100_LANGUAGES,
-    UnknownLanguageError,
-    language_name,
-    to_flores101,
-    to_flores200,
-    to_short,
-)
 from lslo.data.sampling import (
     Direction,
     DirectionBatchSampler,
@@ -25,6 +17,14 @@ from lslo.data.sampling import (
     directions,
     parse_direction,
     temperature_probs,
+)
+from lslo.tuner.langcodes import (
+    M2M100_LANGUAGES,
+    UnknownLanguageError,
+    language_name,
+    to_flores101,
+    to_flores200,
+    to_short,
 )
 
 __all__ = [

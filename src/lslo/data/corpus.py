@@ -19,14 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from lslo.data.langcodes import UnknownLanguageError, to_flores101, to_flores200, to_short
+from lslo.errors import LSLoError
+from lslo.tuner.langcodes import UnknownLanguageError, to_flores101, to_flores200, to_short
 
 EmptyPolicy = Literal["error", "drop"]
 SPLITS = ("dev", "devtest")
 _FLORES200_CODE = re.compile(r"^[a-z]{3}_[A-Z][a-z]{3}$")
 
 
-class CorpusError(ValueError):
+class CorpusError(LSLoError):
     """Bad corpus data or arguments; the message is one line naming the file and line."""
 
 

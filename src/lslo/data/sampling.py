@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from lslo.data.corpus import MultiWayCorpus
-from lslo.data.langcodes import UnknownLanguageError, to_short
+from lslo.tuner.langcodes import UnknownLanguageError, to_short
 
 Direction = tuple[str, str]
 

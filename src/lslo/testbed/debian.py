@@ -11,8 +11,10 @@ import tarfile
 from collections.abc import Callable
 from io import BytesIO
 
+from lslo.errors import LSLoError
 
-class DebError(ValueError):
+
+class DebError(LSLoError):
     """A file is not a readable Debian package."""
 
 

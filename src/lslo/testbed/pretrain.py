@@ -19,7 +19,7 @@ Three stages, each a subcommand of ``python -m lslo.testbed.pretrain``:
 Sampling (M2M-100 style): an unordered language pair is drawn with probability proportional
 to n_pair ** (1/T) (n_pair: segments holding both languages; T = 5 as in the paper), then a
 direction uniformly, then a segment of the pair uniformly. Sequences follow
-:func:`lslo.languages.build_batch` (``__src__ x </s>`` -> ``__tgt__ y </s>``, decoder start
+:func:`lslo.tuner.languages.build_batch` (``__src__ x </s>`` -> ``__tgt__ y </s>``, decoder start
 ``</s>``); the target-language label is not a prediction target (fairseq's semantics).
 Batches hold at most ``--max-tokens`` source + target tokens including padding; examples
 are drawn in chunks of 64 batches, sorted by length within the chunk and the batches
@@ -351,7 +351,7 @@ def train(work: Path, steps: int, minutes: float | None = None, save_minutes: fl
     import torch
     from transformers import AutoTokenizer, M2M100ForConditionalGeneration
 
-    from lslo.languages import LanguageTokens, build_batch
+    from lslo.tuner.languages import LanguageTokens, build_batch
 
     meta_path = work / "prepare.json"
     if not meta_path.is_file():
@@ -379,7 +379,7 @@ def train(work: Path, steps: int, minutes: float | None = None, save_minutes: fl
     tok = AutoTokenizer.from_pretrained(str(work / "tokenizer"))
     codes = meta["codes"]
     ltok = LanguageTokens.from_tokenizer(tok, codes, {}, decoder_start_id=2)
-    from lslo.languages import tokenizer_vocab_size
+    from lslo.tuner.languages import tokenizer_vocab_size
 
     model = M2M100ForConditionalGeneration(model_config(s, tokenizer_vocab_size(tok)))
     fairseq_init(model, s.seed)
@@ -470,7 +470,7 @@ def export(work: Path, out: Path, command: str, portable: bool = False, dtype: s
     from safetensors.torch import save_file
     from transformers import AutoTokenizer, M2M100ForConditionalGeneration
 
-    from lslo.languages import tokenizer_vocab_size
+    from lslo.tuner.languages import tokenizer_vocab_size
 
     ckpt = work / CKPT
     if not (ckpt / "state.json").is_file():

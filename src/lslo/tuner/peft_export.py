@@ -23,7 +23,6 @@ where the tokenizer has one), ``lslo_direction.json`` and a README.md.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import json
@@ -31,19 +30,21 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lslo.errors import LSLoError
+
 if TYPE_CHECKING:  # torch/transformers load lazily: `lslo --help` builds this module's parser
     import torch
 
-    from lslo.model import LSLoModel
+    from lslo.tuner.model import LSLoModel
 
-__all__ = ["ExportError", "add_export_parser", "cmd_export_peft", "export_peft", "peft_lora_for_direction"]
+__all__ = ["ExportError", "export_peft", "peft_lora_for_direction"]
 
 PEFT_WEIGHTS = "adapter_model.safetensors"
 PEFT_CONFIG = "adapter_config.json"
 DIRECTION_FILE = "lslo_direction.json"
 
 
-class ExportError(ValueError):
+class ExportError(LSLoError):
     """The model or direction cannot be exported as a PEFT adapter."""
 
 
@@ -136,7 +137,7 @@ def export_peft(
     """Write a PEFT LoRA adapter directory for src -> tgt (see the module docstring)."""
     from safetensors.torch import save_file
 
-    from lslo.model import _tokenizer_lang_code
+    from lslo.tuner.model import tokenizer_lang_code
 
     state, fields = peft_lora_for_direction(model, src, tgt, drop_dead=drop_dead)
     skipped = fields.pop("skipped_modules")
@@ -154,7 +155,7 @@ def export_peft(
         tok = copy.deepcopy(model.tokenizer)
         if hasattr(tok, "src_lang") and model.tokens is not None and model.tokens.token_id(src) is not None:
             with contextlib.suppress(Exception):  # best effort: tokenizers name languages differently
-                src_lang_code = _tokenizer_lang_code(tok, model.tokens, src)
+                src_lang_code = tokenizer_lang_code(tok, model.tokens, src)
                 tok.src_lang = src_lang_code
         tok.save_pretrained(str(out))
     ranks = [fields["r"], *fields["rank_pattern"].values()]
@@ -239,36 +240,3 @@ def _readme(info: dict[str, Any], fields: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- CLI
 
 
-def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``lslo export-peft RUN --src XX --tgt YY --out DIR [--checkpoint best|last]``."""
-    p = subparsers.add_parser(
-        "export-peft",
-        help="write one direction as a standard PEFT LoRA adapter directory",
-        description="Write the adapters of one direction as a PEFT LoRA adapter "
-        "(PeftModel.from_pretrained(base, DIR) loads it without lslo).",
-    )
-    p.add_argument("run", help="run directory")
-    p.add_argument("--src", required=True, help="source language code")
-    p.add_argument("--tgt", required=True, help="target language code")
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--checkpoint", default="best", choices=["best", "last"])
-    p.add_argument("--keep-dead", action="store_true",
-                   help="keep pruned-away rank components (default: drop them, lowering the rank)")
-    p.set_defaults(func=cmd_export_peft)
-    return p
-
-
-def cmd_export_peft(args: argparse.Namespace) -> int:
-    from lslo.train import RunError, load_run
-
-    cfg, model = load_run(args.run, checkpoint=args.checkpoint, device="cpu")
-    if cfg.method == "full":
-        raise RunError(f"{args.run}: a full fine-tuning run changes the base model; use `lslo merge` instead")
-    try:
-        out = export_peft(model, args.src, args.tgt, args.out, base_model=str(cfg.model),
-                          drop_dead=not args.keep_dead)
-    except ExportError as e:
-        raise RunError(str(e)) from None
-    print(f"wrote {out}: a PEFT LoRA adapter for {args.src}->{args.tgt} "
-          f"(PeftModel.from_pretrained(AutoModelForSeq2SeqLM.from_pretrained({cfg.model!r}), {str(out)!r}))")
-    return 0

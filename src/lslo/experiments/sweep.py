@@ -1,11 +1,11 @@
 """Ablation sweeps: rank settings x position sets on the same data (SPEC 4, the paper's ablations).
 
-    python -m lslo.sweep CONFIG --ranks 2/2/8,8/8/8,2/2/2 --positions all,attention,ffn \\
+    lslo sweep CONFIG --ranks 2/2/8,8/8/8,2/2/2 --positions all,attention,ffn \\
         [--set key=value ...] --out DIR
 
 Every variant is the run config with ``lslo.ranks`` and ``lslo.{encoder,decoder}_positions``
-replaced; it is trained with ``lslo.train.Trainer`` and evaluated with
-``lslo.evaluate.evaluate_model`` in its own run directory ``DIR/<variant>/`` (a normal run
+replaced; it is trained with ``lslo.training.trainer.Trainer`` and evaluated with
+``lslo.evaluation.evaluate.evaluate_model`` in its own run directory ``DIR/<variant>/`` (a normal run
 directory: ``lslo evaluate / info / report`` work on it). The sweep is resumable: a variant
 whose evaluation (``DIR/<variant>/eval-<split>-<checkpoint>/scores.json``) exists is skipped,
 a trained but unevaluated one is only evaluated, an interrupted one resumes from its last
@@ -27,24 +27,20 @@ by resource level (% of base), and spBLEU / chrF++ per group of directions and o
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import shutil
-import sys
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lslo.config import DECODER_POSITIONS, ENCODER_POSITIONS, LEVELS, ConfigError
+from lslo.tuner.config import DECODER_POSITIONS, ENCODER_POSITIONS, LEVELS, ConfigError
 
 __all__ = [
     "POSITION_PRESETS",
     "Variant",
-    "add_sweep_parser",
-    "cmd_sweep",
     "make_variants",
     "parse_positions",
     "parse_ranks",
@@ -113,7 +109,7 @@ def parse_positions(text: str) -> tuple[str, list[str] | None, list[str] | None]
     return "+".join(dec), enc, dec
 
 
-def _split_list(text: str) -> list[str]:
+def split_list(text: str) -> list[str]:
     return [x for x in (s.strip() for s in text.split(",")) if x]
 
 
@@ -144,8 +140,8 @@ def make_variants(ranks: list[str], positions: list[str], design: str = "grid") 
 
 def variant_config(base: Any, variant: Variant, run_dir: Path) -> Any:
     """The base RunConfig with the variant's ranks / positions (a new, validated object)."""
-    from lslo.config import LSLoConfig
-    from lslo.run_config import RunConfig
+    from lslo.training.config import RunConfig
+    from lslo.tuner.config import LSLoConfig
 
     data = base.to_dict()
     lslo = data["lslo"]
@@ -173,7 +169,7 @@ def _first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
 
 
 def _config_conflict(cfg: Any, run_dir: Path) -> str | None:
-    from lslo.run_config import RunConfig
+    from lslo.training.config import RunConfig
 
     saved = RunConfig.load(run_dir / "config.yaml").to_dict()
     mine = cfg.to_dict()
@@ -183,7 +179,7 @@ def _config_conflict(cfg: Any, run_dir: Path) -> str | None:
 
 
 def _has_checkpoint(run_dir: Path) -> bool:
-    from lslo.train import RunError, checkpoint_dir
+    from lslo.training import RunError, checkpoint_dir
 
     try:
         checkpoint_dir(run_dir, "last")
@@ -213,7 +209,7 @@ class _EvalData:
 
     def get(self, cfg: Any):
         from lslo.data.corpus import load_corpus
-        from lslo.train import load_splits
+        from lslo.training import load_splits
 
         d = cfg.data
         key = (d.path, d.format, d.test_split, d.empty, json.dumps(d.split_ratios, sort_keys=True),
@@ -267,8 +263,8 @@ def run_variant(
     log=None,
 ) -> dict[str, Any]:
     """Train (or resume) and evaluate one variant; skip what is already done. Returns its row."""
-    from lslo.evaluate import SpBleu, evaluate_model, write_scores
-    from lslo.train import RunError, Trainer, load_run, run_directions
+    from lslo.evaluation import SpBleu, evaluate_model, write_scores
+    from lslo.training import RunError, Trainer, load_run, run_directions
 
     log = log or (lambda msg: None)
     run_dir = out_dir / variant.name
@@ -315,7 +311,7 @@ def run_variant(
         )
         write_scores(scores, eval_dir, f"{variant.name} ({checkpoint}) on {split}", codes=cfg_run.lslo.codes)
         if report:
-            from lslo.report import write_run_report
+            from lslo.reporting.report import write_run_report
 
             write_run_report(run_dir, model)
         del model
@@ -405,7 +401,7 @@ def run_sweep(
     log=None,
 ) -> dict[str, Any]:
     """Run every variant (skipping finished ones); write ``OUT/sweep.json`` and ``OUT/sweep.md``."""
-    from lslo.run_config import RunConfig
+    from lslo.training.config import RunConfig
 
     base = RunConfig.load(config, overrides or [])
     variants = make_variants(ranks, positions, design)
@@ -443,87 +439,3 @@ def run_sweep(
     (out / "sweep.json").write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
     return result
 
-
-_DESCRIPTION = ("Train and evaluate variants of a run config (ranks per level x adapted positions), each in "
-                "its own run directory under --out; finished variants are skipped on a rerun.")
-
-
-def add_sweep_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """``lslo sweep CONFIG --ranks ... --positions ... --out DIR``."""
-    p = subparsers.add_parser(
-        "sweep", help="ablations: train + evaluate every rank setting x position set, one table",
-        description=_DESCRIPTION,
-    )
-    _sweep_arguments(p)
-    return p
-
-
-def _sweep_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", help="run config YAML")
-    p.add_argument("--ranks", default="2/2/8",
-                   help="comma-separated HIGH/MEDIUM/LOW rank settings, e.g. 2/2/8,8/8/8,2/2/2 (default 2/2/8)")
-    p.add_argument("--positions", default="all",
-                   help="comma-separated position sets: all, attention, ffn, config or e.g. q+v+fc1 (default all)")
-    p.add_argument("--design", default="grid", choices=["grid", "axes"],
-                   help="grid: every rank setting with every position set; axes: vary one at a time")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field for every variant (repeatable)")
-    p.add_argument("--out", required=True, help="sweep directory (one run directory per variant)")
-    p.add_argument("--checkpoint", default="best", choices=["best", "last"], help="weights to evaluate")
-    p.add_argument("--overwrite", action="store_true", help="retrain variants whose directory holds another config")
-    p.add_argument("--no-report", action="store_true", help="skip RUN/report/ (plots of what survived)")
-    p.add_argument("--list", action="store_true", help="only list the variants")
-    p.add_argument("--device", help="cpu | cuda (default: cuda when available)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars or progress lines")
-    p.set_defaults(func=cmd_sweep)
-
-
-def cmd_sweep(args: argparse.Namespace) -> int:
-    variants = make_variants(_split_list(args.ranks), _split_list(args.positions), args.design)
-    if args.list:
-        for v in variants:
-            print(f"{v.name}\tranks={v.ranks or 'config'}\tencoder={v.encoder_positions or 'config'}\t"
-                  f"decoder={v.decoder_positions or 'config'}")
-        return 0
-
-    def log(msg: str) -> None:
-        if not args.quiet:
-            print(f"lslo sweep: {msg}", file=sys.stderr, flush=True)
-
-    result = run_sweep(
-        args.config, _split_list(args.ranks), _split_list(args.positions), args.out, overrides=args.set,
-        design=args.design, checkpoint=args.checkpoint, device=args.device, quiet=args.quiet,
-        report=not args.no_report, overwrite=args.overwrite, log=log,
-    )
-    print(result["table"], end="")
-    if result["interrupted"]:
-        print(f"stopped; rerun the same command to continue ({len(result['pending'])} variant(s) left)")
-    else:
-        print(f"wrote {Path(args.out) / 'sweep.md'} and sweep.json")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    from lslo.cli import _errors
-
-    parser = argparse.ArgumentParser(prog="python -m lslo.sweep", description=_DESCRIPTION)
-    _sweep_arguments(parser)
-    args = parser.parse_args(argv)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        hf_logging.set_verbosity_error()
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        return args.func(args)
-    except _errors() as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"lslo: error: {msg}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

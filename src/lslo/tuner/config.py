@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from lslo.errors import LSLoError
+
 LEVELS = ("high", "medium", "low")
 ROUTES = ("source", "target")
 ENCODER_POSITIONS = ("q", "k", "v", "out", "fc1", "fc2")
@@ -37,7 +39,7 @@ BART_MODULE_NAMES = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(LSLoError):
     """A configuration field is missing, unknown or out of range."""
 
 

@@ -80,7 +80,7 @@ written with sorted keys; two builds from the same archives are byte-identical.
 
 Rebuild::
 
-    python -m lslo.demo_data --out data/demo --cache ~/.cache/lslo/demo
+    python -m lslo.testbed.demo_data --out data/demo --cache ~/.cache/lslo/demo
 """
 
 from __future__ import annotations
@@ -102,12 +102,14 @@ from html.parser import HTMLParser
 from itertools import combinations
 from pathlib import Path
 
+from lslo.errors import LSLoError
+
 FORMAT_VERSION = 1
 DEV_PERCENT = 80
 MIN_EN_WORDS = 3
 
 
-class DemoDataError(RuntimeError):
+class DemoDataError(LSLoError):
     """The demo corpus cannot be built (download, hash or content problem); one line."""
 
 
@@ -436,7 +438,7 @@ def _licenses_md(kolibri_license: str, udhr_license: str) -> str:
     return f"""# Licences of the demo corpus (`data/demo`)
 
 The demo corpus is derived from two pinned registry packages; see `MANIFEST.json` for the
-exact versions and archive hashes, and `lslo.demo_data` for how it is built.
+exact versions and archive hashes, and `lslo.testbed.demo_data` for how it is built.
 
 ## kolibri {KOLIBRI.version} (PyPI) - MIT
 
@@ -509,8 +511,8 @@ def build(out: Path, cache: Path, download: bool = True) -> dict:
     manifest = {
         "name": "lslo demo corpus",
         "format_version": FORMAT_VERSION,
-        "builder": "lslo.demo_data",
-        "rebuild": "python -m lslo.demo_data --out data/demo --cache DIR",
+        "builder": "lslo.testbed.demo_data",
+        "rebuild": "python -m lslo.testbed.demo_data --out data/demo --cache DIR",
         "sources": [s.describe() for s in SOURCES],
         "languages": [
             {
@@ -593,7 +595,7 @@ def default_cache() -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m lslo.demo_data",
+        prog="python -m lslo.testbed.demo_data",
         description="Build the offline demo corpus (kolibri UI strings + UDHR, 12 languages, FLORES-200 layout).",
     )
     ap.add_argument("--out", type=Path, default=Path("data/demo"), help="output folder (default: data/demo)")

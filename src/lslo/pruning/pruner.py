@@ -35,173 +35,27 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = [
-    "PruningConfig",
-    "Pruner",
-    "compact_component",
-    "compact_module",
-    "cubic_ratio",
-    "find_lslo_modules",
-    "format_sparsity_report",
-    "sparsity_report",
-]
+from lslo.pruning.modules import as_module_list, module_languages, module_name
+from lslo.pruning.schedule import PruningConfig, cubic_ratio
 
-_UNITS = ("epoch", "step")
-_GRANULARITIES = ("layer", "language", "global")
-_MATRICES = ("B", "AB")
+__all__ = ["Pruner", "compact_component", "compact_module"]
+
 _EPS = 1e-9
 
 
 # --------------------------------------------------------------------------- schedule
 
 
-def cubic_ratio(t: float, start: float, duration: float, final: float) -> float:
-    """Zhu & Gupta's cubic sparsity schedule: 0 before ``start``, ``final`` after ``start + duration``."""
-    if t < start:
-        return 0.0
-    if duration <= 0 or t >= start + duration:
-        return float(final)
-    frac = (t - start) / duration
-    return float(final) * (1.0 - (1.0 - frac) ** 3)
-
-
 # --------------------------------------------------------------------------- config
 
 
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-@dataclass
-class PruningConfig:
-    """Gradual pruning settings. Defaults are the paper's setting except ``enabled``.
-
-    ``unit="epoch"``: ``t`` passed to ``Pruner.step`` is the number of completed
-    epochs (fractions allowed); ``unit="step"``: the number of optimizer steps
-    (then choose start/duration/frequency in steps, e.g. 2000/10000/100).
-
-    ``structured``: False = unstructured entries (the paper). True = prune whole
-    rank-one components (row j of A_l with column j of B_l, scored by
-    ||A_l[j]|| * ||B_l[:, j]||) with the schedule, ``final_ratio`` being the
-    fraction of components. A number s in (0, 1) = both: components to a final
-    fraction s and entries to ``final_ratio``, on the same schedule shape.
-    Components always clear both A and B, whatever ``matrices`` says.
-    """
-
-    enabled: bool = False
-    start: float = 2
-    duration: float = 10
-    final_ratio: float = 0.9
-    unit: str = "epoch"
-    frequency: float = 1
-    granularity: str = "layer"
-    matrices: str = "B"
-    structured: bool | float = False
-
-    def validate(self) -> PruningConfig:
-        def bad(field: str, expected: str, got: Any) -> ValueError:
-            return ValueError(f"pruning.{field}: expected {expected}, got {got!r}")
-
-        if not isinstance(self.enabled, bool):
-            raise bad("enabled", "true or false", self.enabled)
-        if not _is_number(self.start) or self.start < 0:
-            raise bad("start", "a number >= 0", self.start)
-        if not _is_number(self.duration) or self.duration < 0:
-            raise bad("duration", "a number >= 0", self.duration)
-        if not _is_number(self.final_ratio) or not 0 <= self.final_ratio < 1:
-            raise bad("final_ratio", "a number in [0, 1)", self.final_ratio)
-        if self.unit not in _UNITS:
-            raise bad("unit", "one of " + ", ".join(repr(u) for u in _UNITS), self.unit)
-        if not _is_number(self.frequency) or self.frequency <= 0:
-            raise bad("frequency", "a number > 0", self.frequency)
-        if self.unit == "step" and float(self.frequency) != int(self.frequency):
-            raise bad("frequency", "a whole number of steps when unit is 'step'", self.frequency)
-        if self.granularity not in _GRANULARITIES:
-            raise bad("granularity", "one of " + ", ".join(repr(g) for g in _GRANULARITIES), self.granularity)
-        if self.matrices not in _MATRICES:
-            raise bad("matrices", "one of " + ", ".join(repr(m) for m in _MATRICES), self.matrices)
-        s = self.structured
-        if not isinstance(s, bool) and not (_is_number(s) and 0 < s < 1):
-            raise bad("structured", "true, false or a component ratio in (0, 1)", s)
-        return self
-
-    @property
-    def entry_final_ratio(self) -> float:
-        """Final fraction of pruned entries (0 when only components are pruned)."""
-        return 0.0 if self.structured is True else float(self.final_ratio)
-
-    @property
-    def component_final_ratio(self) -> float:
-        """Final fraction of pruned rank-one components (0 when unstructured)."""
-        if self.structured is True:
-            return float(self.final_ratio)
-        if self.structured is False:
-            return 0.0
-        return float(self.structured)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> PruningConfig:
-        data = dict(data or {})
-        known = [f.name for f in fields(cls)]
-        for key in data:
-            if key not in known:
-                raise ValueError(f"pruning.{key}: unknown field (known: {', '.join(known)})")
-        return cls(**data).validate()
-
-
 # --------------------------------------------------------------------------- module access
-
-
-def _is_lslo(m: Any) -> bool:
-    return all(hasattr(m, a) for a in ("lora_A", "lora_B", "mask_A", "mask_B", "ranks"))
-
-
-def find_lslo_modules(model: nn.Module) -> list[nn.Module]:
-    """All LSLo-like submodules (duck-typed: lora_A, lora_B, mask_A, mask_B, ranks), in module order."""
-    return [m for m in model.modules() if _is_lslo(m)]
-
-
-def _as_module_list(modules: nn.Module | Iterable[nn.Module]) -> list[nn.Module]:
-    if isinstance(modules, nn.Module):
-        mods = [modules] if _is_lslo(modules) else find_lslo_modules(modules)
-    else:
-        mods = list(modules)
-    for m in mods:
-        if not _is_lslo(m):
-            raise TypeError(
-                f"{type(m).__name__} is not an LSLo module (needs lora_A, lora_B, mask_A, mask_B, ranks)"
-            )
-        L, r_max, _ = m.lora_A.shape
-        if m.lora_B.shape[0] != L or m.lora_B.shape[2] != r_max:
-            raise ValueError(
-                f"{_name(m)}: lora_A {tuple(m.lora_A.shape)} and lora_B {tuple(m.lora_B.shape)} disagree"
-            )
-        if m.mask_A.shape != m.lora_A.shape or m.mask_B.shape != m.lora_B.shape:
-            raise ValueError(f"{_name(m)}: masks must have the shapes of lora_A/lora_B")
-        if m.mask_A.dtype != torch.bool or m.mask_B.dtype != torch.bool:
-            raise ValueError(f"{_name(m)}: masks must be bool tensors")
-        if m.ranks.shape != (L,) or int(m.ranks.max()) > r_max or int(m.ranks.min()) < 0:
-            raise ValueError(f"{_name(m)}: ranks must be (L,) with 0 <= r_l <= r_max")
-    return mods
-
-
-def _name(m: nn.Module) -> str:
-    return str(getattr(m, "name", type(m).__name__))
-
-
-def _languages(m: nn.Module) -> tuple[str, ...]:
-    langs = getattr(m, "languages", None)
-    return tuple(langs) if langs is not None else tuple(str(i) for i in range(m.lora_A.shape[0]))
 
 
 def _target_count(ratio: float, n: int) -> int:
@@ -301,8 +155,8 @@ class Pruner:
 
     def __init__(self, modules: nn.Module | Iterable[nn.Module], config: PruningConfig) -> None:
         self.config = config.validate()
-        self.modules: list[nn.Module] = _as_module_list(modules)
-        names = [_name(m) for m in self.modules]
+        self.modules: list[nn.Module] = as_module_list(modules)
+        names = [module_name(m) for m in self.modules]
         self._keys = names if len(set(names)) == len(names) else [f"{i}:{n}" for i, n in enumerate(names)]
         self.last_time: float | None = None  # schedule point of the last mask update
         self.ratio = 0.0  # highest entry ratio applied so far
@@ -377,7 +231,7 @@ class Pruner:
         g = self.config.granularity
         groups: dict[Any, list[tuple[nn.Module, int]]] = {}
         for m in self.modules:
-            for lang_idx, code in enumerate(_languages(m)):
+            for lang_idx, code in enumerate(module_languages(m)):
                 if g == "layer":
                     key: Any = (str(getattr(m, "side", "")), int(getattr(m, "layer", 0)))
                 elif g == "language":
@@ -566,7 +420,7 @@ def compact_component(
 def compact_module(module: nn.Module) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """``compact_component`` for every language of one LSLo module (padding dropped too)."""
     out = {}
-    for lang, code in enumerate(_languages(module)):
+    for lang, code in enumerate(module_languages(module)):
         r = int(module.ranks[lang])
         out[code] = compact_component(
             module.lora_A[lang, :r],
@@ -577,95 +431,3 @@ def compact_module(module: nn.Module) -> dict[str, tuple[torch.Tensor, torch.Ten
     return out
 
 
-def _pos_key(m: nn.Module) -> str:
-    return f"{getattr(m, 'side', '?')}.{getattr(m, 'layer', '?')}.{getattr(m, 'position', _name(m))}"
-
-
-def sparsity_report(modules: nn.Module | Sequence[nn.Module], base_param_count: int) -> dict[str, Any]:
-    """Per-language surviving parameters, share of the base model and effective rank (plain dict).
-
-    ``languages[code]``: surviving (kept valid entries of A and B), total (valid entries),
-    density, percent_of_base, compact_params (r'(d_in + d_out) summed: what a compacted
-    adapter stores densely), effective_rank_mean/min (components whose A row and B column both
-    keep an entry, over modules), rank (max r_l), density_by_position ("side.layer.position").
-    ``positions``: density per position over all languages. ``total``: sums over languages.
-    """
-    mods = _as_module_list(modules)
-    langs: dict[str, dict[str, Any]] = {}
-    positions: dict[str, list[int]] = {}
-    with torch.no_grad():
-        for m in mods:
-            key = _pos_key(m)
-            d_in, d_out = m.lora_A.shape[2], m.lora_B.shape[1]
-            for lang, code in enumerate(_languages(m)):
-                r = int(m.ranks[lang])
-                ma, mb = m.mask_A[lang, :r, :], m.mask_B[lang, :, :r]
-                kept = int(ma.sum()) + int(mb.sum())
-                total = ma.numel() + mb.numel()
-                eff = int((ma.any(dim=1) & mb.any(dim=0)).sum()) if r else 0
-                s = langs.setdefault(
-                    code, {"surviving": 0, "total": 0, "compact_params": 0, "ranks": [], "eff": [], "pos": {}}
-                )
-                s["surviving"] += kept
-                s["total"] += total
-                s["compact_params"] += eff * (d_in + d_out)
-                s["ranks"].append(r)
-                s["eff"].append(eff)
-                pk = s["pos"].setdefault(key, [0, 0])
-                pk[0] += kept
-                pk[1] += total
-                pa = positions.setdefault(key, [0, 0])
-                pa[0] += kept
-                pa[1] += total
-
-    def density(kept: int, total: int) -> float:
-        return kept / total if total else 0.0
-
-    def pct(n: int) -> float:
-        return 100.0 * n / base_param_count if base_param_count else float("nan")
-
-    out_langs = {}
-    for code, s in langs.items():
-        out_langs[code] = {
-            "surviving": s["surviving"],
-            "total": s["total"],
-            "density": density(s["surviving"], s["total"]),
-            "percent_of_base": pct(s["surviving"]),
-            "compact_params": s["compact_params"],
-            "effective_rank_mean": sum(s["eff"]) / len(s["eff"]) if s["eff"] else 0.0,
-            "effective_rank_min": min(s["eff"]) if s["eff"] else 0,
-            "rank": max(s["ranks"]) if s["ranks"] else 0,
-            "modules": len(s["eff"]),
-            "density_by_position": {k: density(*v) for k, v in s["pos"].items()},
-        }
-    surv = sum(v["surviving"] for v in out_langs.values())
-    tot = sum(v["total"] for v in out_langs.values())
-    return {
-        "base_param_count": int(base_param_count),
-        "languages": out_langs,
-        "positions": {k: density(*v) for k, v in positions.items()},
-        "total": {
-            "surviving": surv,
-            "total": tot,
-            "density": density(surv, tot),
-            "percent_of_base": pct(surv),
-            "compact_params": sum(v["compact_params"] for v in out_langs.values()),
-        },
-    }
-
-
-def format_sparsity_report(report: dict[str, Any]) -> str:
-    """A fixed-width table of ``sparsity_report`` for logs."""
-    lines = [
-        f"{'lang':<10}{'surviving':>12}{'total':>12}{'density':>9}{'% base':>9}{'eff.rank':>10}{'rank':>6}"
-    ]
-    for code, s in report["languages"].items():
-        lines.append(
-            f"{code:<10}{s['surviving']:>12}{s['total']:>12}{s['density']:>9.3f}{s['percent_of_base']:>9.3f}"
-            f"{s['effective_rank_mean']:>10.2f}{s['rank']:>6}"
-        )
-    t = report["total"]
-    lines.append(
-        f"{'total':<10}{t['surviving']:>12}{t['total']:>12}{t['density']:>9.3f}{t['percent_of_base']:>9.3f}"
-    )
-    return "\n".join(lines)

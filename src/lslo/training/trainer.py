@@ -1,4 +1,4 @@
-"""Training: one loop for LSLo, one shared LoRA and full fine-tuning, with exact resume.
+"""The training loop: one for LSLo, one shared LoRA and full fine-tuning, with exact resume.
 
 Everything a run makes goes into its run directory:
 
@@ -21,226 +21,42 @@ import json
 import math
 import os
 import random
-import shutil
 import signal
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from lslo.config import ConfigError
-from lslo.data.corpus import CorpusError, MultiWayCorpus, load_corpus
-from lslo.data.sampling import DirectionBatchSampler, Example, all_direction_examples, directions
-from lslo.languages import build_batch
-from lslo.model import LSLoModel
+from lslo.data.sampling import DirectionBatchSampler, Example, all_direction_examples
 from lslo.pruning import Pruner, find_lslo_modules
-from lslo.run_config import RunConfig
-
-STATE_FILE = "trainer_state.pt"
-
-
-class RunError(ValueError):
-    """A run directory or a model path is missing or inconsistent."""
-
-
-# --------------------------------------------------------------------------- loading
-def load_base(cfg: RunConfig, dropout: float | None = None):
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-    path = Path(cfg.model)
-    if not path.is_dir():
-        raise RunError(f"model: {cfg.model} is not a directory (expected a local Hugging Face model)")
-    tok_path = cfg.tokenizer or cfg.model
-    if not Path(tok_path).is_dir():
-        raise RunError(f"tokenizer: {tok_path} is not a directory")
-    kwargs = {} if dropout is None else {"dropout": dropout}
-    try:
-        base = AutoModelForSeq2SeqLM.from_pretrained(str(path), **kwargs)
-        tok = AutoTokenizer.from_pretrained(str(tok_path))
-    except (OSError, ValueError) as e:
-        raise RunError(f"model: cannot load {path}: {str(e).splitlines()[0]}") from None
-    return base, tok
-
-
-def build_model(cfg: RunConfig, base, tokenizer) -> LSLoModel:
-    model = LSLoModel(base, cfg.adapter_config(), tokenizer)
-    if cfg.method == "full":
-        for p in model.base.parameters():
-            p.requires_grad_(True)
-    return model
-
-
-class TokenizedCorpus:
-    """A multi-way corpus with every segment tokenized once (no special tokens)."""
-
-    def __init__(self, corpus: MultiWayCorpus, tokenizer, max_length: int) -> None:
-        self.corpus = corpus
-        self.max_length = max_length
-        self.pieces: dict[str, list[list[int]]] = {}
-        for lang in corpus.languages:
-            ids = tokenizer(list(corpus.texts[lang]), add_special_tokens=False)["input_ids"]
-            self.pieces[lang] = [x[: max_length - 2] for x in ids]
-
-    def length(self, lang: str, seg: int) -> int:
-        return len(self.pieces[lang][seg]) + 2
-
-    def batch(self, model: LSLoModel, examples: list[Example]) -> dict[str, torch.Tensor]:
-        return build_batch(
-            model.tokens,
-            [self.pieces[e.src][e.seg_index] for e in examples],
-            [e.src for e in examples],
-            [e.tgt for e in examples],
-            [self.pieces[e.tgt][e.seg_index] for e in examples],
-            max_length=self.max_length,
-        )
-
-
-def load_splits(cfg: RunConfig) -> dict[str, MultiWayCorpus]:
-    """train / valid / test corpora for the configured languages."""
-    d = cfg.data
-    langs = cfg.lslo.codes
-    if d.split_ratios:
-        whole = load_corpus(d.path, None, langs, fmt=d.format, empty=d.empty)
-        parts = whole.split_by_ratio(d.split_ratios, seed=0)
-        for key in ("train", "test"):
-            if key not in parts:
-                raise ConfigError(f"data.split_ratios: needs a '{key}' entry, got {sorted(parts)}")
-        out = {"train": parts["train"], "test": parts["test"]}
-        out["valid"] = parts.get("valid")
-    else:
-        out = {
-            "train": load_corpus(d.path, d.train_split, langs, fmt=d.format, empty=d.empty),
-            "test": load_corpus(d.path, d.test_split, langs, fmt=d.format, empty=d.empty)
-            if d.test_split else None,
-            "valid": load_corpus(d.path, d.valid_split, langs, fmt=d.format, empty=d.empty)
-            if d.valid_split else None,
-        }
-    if out["valid"] is None and d.valid_ratio > 0:
-        parts = out["train"].split_by_ratio({"train": 1 - d.valid_ratio, "valid": d.valid_ratio}, seed=0)
-        out["train"], out["valid"] = parts["train"], parts["valid"]
-    if d.max_train_segments:
-        out["train"] = out["train"].select(out["train"].ids[: d.max_train_segments])
-    for name, corpus in out.items():
-        if corpus is not None and len(corpus) == 0:
-            raise CorpusError(f"data: the {name} split is empty")
-    return out
-
-
-def run_directions(cfg: RunConfig, pairs=None, training: bool = True) -> list[tuple[str, str]]:
-    """Training directions (data.directions), or with ``training=False`` the given pairs / all."""
-    if pairs is None and training:
-        pairs = cfg.data.directions
-    try:
-        return [tuple(x) for x in directions(cfg.lslo.codes, pairs)]
-    except ValueError as e:
-        raise ConfigError(f"data.directions: {e}") from None
-
-
-# --------------------------------------------------------------------------- helpers
-def inverse_sqrt_lambda(warmup: int, lr: float, init_lr: float):
-    """fairseq's inverse_sqrt: linear warmup from init_lr to lr, then lr * sqrt(warmup / step)."""
-    warmup = max(1, warmup)
-
-    def f(step: int) -> float:
-        if step < warmup:
-            return (init_lr + (lr - init_lr) * step / warmup) / lr
-        return math.sqrt(warmup / max(step, 1))
-
-    return f
-
-
-def seq2seq_loss(logits: torch.Tensor, labels: torch.Tensor, smoothing: float) -> tuple[torch.Tensor, int]:
-    """Summed label-smoothed cross-entropy over target tokens, and the token count."""
-    loss = F.cross_entropy(
-        logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
-        ignore_index=-100, label_smoothing=smoothing, reduction="sum",
-    )
-    return loss, int((labels != -100).sum())
+from lslo.training.checkpoints import (
+    STATE_FILE,
+    RunError,
+    atomic_write_dir,
+    build_model,
+    checkpoint_dir,
+    load_base,
+    load_weights,
+    rng_state,
+    save_weights,
+    saved_rank,
+    set_rng_state,
+)
+from lslo.training.config import RunConfig
+from lslo.training.data import TokenizedCorpus, load_splits, run_directions
+from lslo.training.loss import forward_loss, inverse_sqrt_lambda
+from lslo.tuner.config import ConfigError
+from lslo.tuner.model import LSLoModel
 
 
 def _to(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
     return {k: v.to(device) for k, v in batch.items()}
-
-
-def forward_loss(model: LSLoModel, batch: dict[str, torch.Tensor], smoothing: float):
-    out = model(
-        batch["src_lang"], batch["tgt_lang"], input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-        decoder_input_ids=batch["decoder_input_ids"], decoder_attention_mask=batch["decoder_attention_mask"],
-    )
-    return seq2seq_loss(out.logits, batch["labels"], smoothing)
-
-
-def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def atomic_write_dir(target: Path, write) -> None:
-    """Write a directory via a temporary sibling and renames: a crash leaves the old one."""
-    tmp = target.with_name(f".{target.name}.tmp")
-    old = target.with_name(f".{target.name}.old")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    write(tmp)
-    if target.exists():
-        if old.exists():
-            shutil.rmtree(old)
-        os.rename(target, old)
-    os.rename(tmp, target)
-    if old.exists():
-        shutil.rmtree(old)
-
-
-def checkpoint_dir(run_dir: Path, name: str = "last") -> Path:
-    """The named checkpoint, or the previous one if a kill interrupted its replacement."""
-    target = run_dir / "checkpoints" / name
-    if target.exists():
-        return target
-    old = target.with_name(f".{name}.old")
-    if old.exists():
-        return old
-    raise RunError(f"{run_dir}: no '{name}' checkpoint (is this a run directory?)")
-
-
-def save_weights(model: LSLoModel, out: Path, method: str) -> None:
-    if method == "full":
-        model.base.save_pretrained(str(out))
-    model.save_adapters(out)
-
-
-def load_weights(model: LSLoModel, ckpt: Path, method: str) -> None:
-    if method == "full":
-        from safetensors.torch import load_file
-
-        files = sorted(ckpt.glob("model*.safetensors"))
-        if not files:
-            raise RunError(f"{ckpt}: no model weights")
-        state = {}
-        for f in files:
-            state.update(load_file(str(f)))
-        missing, unexpected = model.base.load_state_dict(state, strict=False)
-        bad = [k for k in unexpected]
-        if bad:
-            raise RunError(f"{ckpt}: unexpected weight {bad[0]}")
-    model.load_adapters(ckpt)
 
 
 class _StopFlag:
@@ -282,8 +98,19 @@ class TrainResult:
 
 
 class Trainer:
-    def __init__(self, cfg: RunConfig, run_dir: str | Path, *, device: str | None = None, quiet: bool = False):
+    def __init__(self, cfg: RunConfig, run_dir: str | Path, *, device: str | None = None, quiet: bool = False,
+                 finish_hooks: Sequence[Callable[[Trainer], None]] = ()):
+        """Args:
+            cfg: the run configuration.
+            run_dir: where checkpoints, logs and ``parameters.json`` go.
+            device: ``cpu`` / ``cuda`` (default: cuda when available).
+            quiet: no progress bars.
+            finish_hooks: called with the trainer after training ends and ``parameters.json``
+                is written (the CLI passes :func:`lslo.reporting.report_after_training`); the
+                training layer itself never imports reporting.
+        """
         self.cfg = cfg
+        self.finish_hooks = list(finish_hooks)
         self.run_dir = Path(run_dir)
         self.quiet = quiet
         self.world, self.rank = int(os.environ.get("WORLD_SIZE", "1")), 0
@@ -361,8 +188,8 @@ class Trainer:
         meta = json.loads((ckpt / "adapter_config.json").read_text(encoding="utf-8"))
         have = [lang["code"] for lang in meta["lslo"]["languages"]]
         for code in have:
-            if code in self.cfg.lslo.codes and self.cfg.lslo.rank_of(code) != _rank_in(meta, code):
-                raise ConfigError(f"init_from: language {code!r} has rank {_rank_in(meta, code)} in {src}, "
+            if code in self.cfg.lslo.codes and self.cfg.lslo.rank_of(code) != saved_rank(meta, code):
+                raise ConfigError(f"init_from: language {code!r} has rank {saved_rank(meta, code)} in {src}, "
                                   f"{self.cfg.lslo.rank_of(code)} here")
         self.model.load_adapters(ckpt, languages=[c for c in have if c in self.cfg.lslo.codes])
 
@@ -392,7 +219,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "sampler": self.sampler.state_dict(),
             "pruner": self.pruner.state_dict() if self.pruner else None,
-            "rng": _rng_state(),
+            "rng": rng_state(),
             "step": self.step,
             "epoch": self.epoch,
             "best_valid": self.best_valid,
@@ -426,7 +253,7 @@ class Trainer:
             raise RunError(f"{ckpt}: cannot resume: {e}") from None
         if self.pruner and state["pruner"] is not None:
             self.pruner.load_state_dict(state["pruner"])
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         self.step, self.epoch = state["step"], state["epoch"]
         self.best_valid, self.first_loss, self.last_loss = state["best_valid"], state["first_loss"], state["last_loss"]
 
@@ -620,38 +447,11 @@ class Trainer:
 
             report["sparsity"] = sparsity_report(find_lslo_modules(self.model), report["base_parameters"])
         (self.run_dir / "parameters.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-        if self.pruner is not None:  # what survived pruning, per language: RUN/report/ (any run: lslo report RUN)
+        for hook in self.finish_hooks:  # e.g. lslo.reporting.report_after_training
             try:
-                from lslo.report import write_run_report
-
-                write_run_report(self.run_dir, self.model)
+                hook(self)
             except Exception as e:  # a plot must never cost a finished run
-                warnings.warn(f"{self.run_dir / 'report'}: not written ({type(e).__name__}: {e})", stacklevel=2)
+                warnings.warn(f"{self.run_dir}: finish hook {getattr(hook, '__name__', hook)} failed "
+                              f"({type(e).__name__}: {e})", stacklevel=2)
 
 
-def _rank_in(meta: dict[str, Any], code: str) -> int:
-    for lang in meta["lslo"]["languages"]:
-        if lang["code"] == code:
-            return int(lang.get("rank") or meta["lslo"]["ranks"][lang.get("level", "high")])
-    raise KeyError(code)
-
-
-def load_run(run_dir: str | Path, checkpoint: str = "last", device: str | None = None):
-    """(config, model) of a run directory, weights from the named checkpoint."""
-    run = Path(run_dir)
-    cfg_path = run / "config.yaml"
-    if not cfg_path.is_file():
-        raise RunError(f"{run}: not a run directory (no config.yaml)")
-    cfg = RunConfig.load(cfg_path)
-    base, tok = load_base(cfg)
-    model = build_model(cfg, base, tok)
-    if checkpoint != "none":  # "none": the base model as it is (adapters at their zero init)
-        try:
-            ckpt = checkpoint_dir(run, checkpoint)
-        except RunError:
-            if checkpoint != "best":
-                raise
-            ckpt = checkpoint_dir(run, "last")  # no validation split: last is the result
-        load_weights(model, ckpt, cfg.method)
-    model.to(torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))).eval()
-    return cfg, model

@@ -1,7 +1,7 @@
 """`make demo`: the whole method offline, on real human translations, on 2 CPU cores.
 
 Base model: the small M2M-100-architecture model in ``data/demo/base`` (pretrained by
-``python -m lslo.demo_base`` on text that is not in the demo's dev/devtest segments).
+``python -m lslo.testbed.demo_base`` on text that is not in the demo's dev/devtest segments).
 Data: the 12-language kolibri + UDHR corpus in ``data/demo`` (FLORES-200 layout, read by the
 normal FLORES reader). Steps: score the base model, fine-tune LSLo with gradual pruning on all
 132 directions, score again, print a table by resource group and the parameters per language.
@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DEMO = ROOT / "data" / "demo"
 BASE = DEMO / "base"
 
@@ -95,7 +95,7 @@ def _table(base: dict, tuned: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lslo.demo", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m lslo.testbed.demo", description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(ROOT / "runs" / "demo"), help="run directory")
     p.add_argument("--steps", type=int, default=STEPS, help="optimizer updates of LSLo fine-tuning")
     p.add_argument("--segments", type=int, default=24, help="test segments per evaluated direction")
@@ -123,18 +123,18 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads or max(1, os.cpu_count() or 1))
 
     from lslo.data.corpus import load_corpus
-    from lslo.evaluate import SpBleu, evaluate_model, write_scores
-    from lslo.run_config import RunConfig
-    from lslo.train import Trainer
+    from lslo.evaluation import SpBleu, evaluate_model, write_scores
+    from lslo.training.config import RunConfig
+    from lslo.training import Trainer
 
     base = Path(args.base)
     if not (base / "config.json").is_file():
-        print(f"lslo demo: error: no base model in {base}; build it with: python -m lslo.demo_base --out {base}",
+        print(f"lslo demo: error: no base model in {base}; build it with: python -m lslo.testbed.demo_base --out {base}",
               file=sys.stderr)
         return 2
     t0 = time.time()
     out = Path(args.out)
-    from lslo.config import ConfigError
+    from lslo.tuner.config import ConfigError
 
     try:
         cfg = RunConfig.from_dict(demo_config(out, args.steps, base, lr=args.lr, dropout=args.dropout,
@@ -168,14 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     result = Trainer(cfg, out, device=args.device).train()
     print(f"[{time.time() - t0:5.0f}s] training loss {result.first_train_loss:.3f} -> {result.last_train_loss:.3f}")
 
-    from lslo.train import load_run
+    from lslo.training import load_run
 
     _, model = load_run(out, "last", device=str(trainer.device))
     tuned = evaluate_model(model, test, dirs, **ev)
     write_scores(tuned, out / "eval-last", "LSLo (pruned)", codes=cfg.lslo.codes)
     rep = model.parameter_report()
     try:
-        from lslo.report import write_run_report
+        from lslo.reporting.report import write_run_report
 
         write_run_report(out, model)
     except ImportError:  # report module optional in this build

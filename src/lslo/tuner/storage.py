@@ -44,6 +44,8 @@ from pathlib import Path
 
 import torch
 
+from lslo.errors import LSLoError
+
 __all__ = [
     "FORMAT",
     "VERSION",
@@ -71,7 +73,7 @@ _NO_MASK, _NONZERO, _MASK_BITS, _MASK_RAW = 0, 1, 2, 3
 _HEADER_BYTES = 60  # rough size of one safetensors header entry, besides its key
 
 
-class StorageError(ValueError):
+class StorageError(LSLoError):
     """A state that cannot be packed, or packed tensors that do not unpack."""
 
 

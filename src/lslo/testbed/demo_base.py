@@ -18,7 +18,7 @@ of any language), in the exact format lslo fine-tunes with:
    heads, tied embeddings (~1.9M parameters, ~7.7 MB in fp32), trained from scratch with
    a plain torch loop: AdamW (fused), inverse-sqrt schedule with linear warmup, label
    smoothing 0.1, token-budget batches mixing all 132 directions (both directions of
-   every pairwise row), sequences built by :func:`lslo.languages.encode_batch`
+   every pairwise row), sequences built by :func:`lslo.tuner.languages.encode_batch`
    (``__src__ x </s>`` -> ``__tgt__ y </s>``, decoder start ``</s>``). The loss skips the
    first label (the target language token, which generation always forces).
    Short UI strings dominate the pretraining text while dev/devtest lines are longer, so
@@ -38,7 +38,7 @@ start the model translates words and short phrases within a few hundred updates.
    data hashes, shapes, steps, time, losses, library versions, sanity chrF++ next to the
    copy-the-source baseline, and the sha256 of the weights file).
 
-Rebuild: ``PRETRAIN.json["rebuild_command"]`` (``python -m lslo.demo_base --out
+Rebuild: ``PRETRAIN.json["rebuild_command"]`` (``python -m lslo.testbed.demo_base --out
 data/demo/base --seed 0`` plus ``--steps N`` when the time cap cut the run).
 
 Determinism: data order, batches, initialisation and dropout are functions of the seed;
@@ -68,17 +68,19 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-# one language list and one file hasher for the demo corpus and its base
-from lslo.demo_data import CODES, LANGUAGES, sha256_file
+from lslo.errors import LSLoError
 
-REPO = Path(__file__).resolve().parents[2]
+# one language list and one file hasher for the demo corpus and its base
+from lslo.testbed.demo_data import CODES, LANGUAGES, sha256_file
+
+REPO = Path(__file__).resolve().parents[3]
 DEFAULT_DATA = REPO / "data" / "demo"
 WEIGHTS = "model.safetensors"
 # Scripts written without spaces between words: joined rows get no space either.
 NO_SPACE = {"zh"}
 
 
-class DemoBaseError(RuntimeError):
+class DemoBaseError(LSLoError):
     """The pretraining data or the output is not usable."""
 
 
@@ -143,7 +145,7 @@ def read_pretrain(data_dir: str | Path, codes: Sequence[str] = CODES) -> dict[tu
     root = Path(data_dir) / "pretrain"
     files = sorted(root.glob("*.tsv"))
     if not files:
-        raise DemoBaseError(f"{root}: no pretraining files (*.tsv); build the demo corpus first (python -m lslo.demo_data)")
+        raise DemoBaseError(f"{root}: no pretraining files (*.tsv); build the demo corpus first (python -m lslo.testbed.demo_data)")
     pairs: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for path in files:
         lines = path.read_bytes().decode("utf-8").split("\n")
@@ -487,7 +489,7 @@ def token_batches(examples: Sequence[Example], lengths: LengthCache, max_tokens:
 
 
 def encode(tokenizer, tokens, batch: Sequence[Example], max_length: int):
-    from lslo.languages import encode_batch
+    from lslo.tuner.languages import encode_batch
 
     return encode_batch(
         tokenizer, tokens, [e.src for e in batch], [e.src_lang for e in batch], [e.tgt_lang for e in batch],
@@ -561,7 +563,7 @@ def translate(model, tokenizer, tokens, texts: Sequence[str], src: str, tgt: str
     """Translate ``texts`` from ``src`` to ``tgt`` with the forced prompt ``[</s>, __tgt__]``."""
     import torch
 
-    from lslo.languages import encode_batch
+    from lslo.tuner.languages import encode_batch
 
     model.eval()
     out: list[str] = []
@@ -627,7 +629,7 @@ def pretrain(out_dir: str | Path, data_dir: str | Path = DEFAULT_DATA, settings:
     from tqdm import tqdm
     from transformers import M2M100ForConditionalGeneration
 
-    from lslo.languages import LanguageTokens, tokenizer_vocab_size
+    from lslo.tuner.languages import LanguageTokens, tokenizer_vocab_size
 
     s = settings or Settings()
     t_start = time.time()
@@ -766,8 +768,8 @@ def pretrain(out_dir: str | Path, data_dir: str | Path = DEFAULT_DATA, settings:
 
     report = {
         "what": "pretrained base model of the lslo offline demo (M2M-100 architecture, trained from scratch)",
-        "command": command or f"python -m lslo.demo_base --out {out} --seed {s.seed}",
-        "rebuild_command": _rebuild_command(command or f"python -m lslo.demo_base --out {out} --seed {s.seed}",
+        "command": command or f"python -m lslo.testbed.demo_base --out {out} --seed {s.seed}",
+        "rebuild_command": _rebuild_command(command or f"python -m lslo.testbed.demo_base --out {out} --seed {s.seed}",
                                             step if stopped_early else None),
         "seed": s.seed,
         "threads": s.threads,
@@ -863,7 +865,7 @@ def load(base_dir: str | Path = DEFAULT_DATA / "base"):
     import torch
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-    from lslo.languages import LanguageTokens
+    from lslo.tuner.languages import LanguageTokens
 
     tok = AutoTokenizer.from_pretrained(str(base_dir))
     model = AutoModelForSeq2SeqLM.from_pretrained(str(base_dir), dtype=torch.float32)
@@ -871,7 +873,7 @@ def load(base_dir: str | Path = DEFAULT_DATA / "base"):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lslo.demo_base", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m lslo.testbed.demo_base", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=str(DEFAULT_DATA / "base"), help="output directory (default data/demo/base)")
     p.add_argument("--data", default=str(DEFAULT_DATA), help="demo corpus directory (default data/demo)")
     d = Settings()
@@ -918,7 +920,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         if not torch.cuda.is_available():
-            print(f"lslo.demo_base: error: --device {args.device}: no CUDA device is available", file=sys.stderr)
+            print(f"lslo.testbed.demo_base: error: --device {args.device}: no CUDA device is available", file=sys.stderr)
             return 2
     s = Settings(seed=args.seed, threads=args.threads, device=args.device, pairs=args.pairs,
                  low_fraction=args.low_fraction, minutes=args.minutes, steps=args.steps,
@@ -928,7 +930,7 @@ def main(argv: list[str] | None = None) -> int:
                  dev_loss_examples=args.dev_loss_examples, init=args.init, copy=args.copy,
                  copy_epochs=args.copy_epochs, lexical_init=args.lexical_init)
     argv_used = sys.argv[1:] if argv is None else argv
-    command = "python -m lslo.demo_base " + " ".join(shlex.quote(a) for a in argv_used)
+    command = "python -m lslo.testbed.demo_base " + " ".join(shlex.quote(a) for a in argv_used)
     pretrain(args.out, args.data, s, command=command, run_sanity=not args.no_sanity)
     return 0
 

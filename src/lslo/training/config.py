@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from lslo.config import ConfigError, LSLoConfig, load_yaml
 from lslo.pruning import PruningConfig
+from lslo.tuner.config import ConfigError, LSLoConfig, load_yaml
 
 METHODS = ("lslo", "lora", "full")
 

@@ -20,16 +20,18 @@ from dataclasses import dataclass
 
 import torch
 
+from lslo.errors import LSLoError
+
 NO_TOKEN = "none"
 
 
-class LanguageError(ValueError):
+class LanguageError(LSLoError):
     """A language code cannot be mapped to a model token."""
 
 
 def _flores200(code: str) -> str | None:
     try:
-        from lslo.data.langcodes import to_flores200  # optional: the FLORES code table
+        from lslo.tuner.langcodes import to_flores200  # optional: the FLORES code table
     except Exception:  # pragma: no cover - the table is part of the package
         return None
     try:

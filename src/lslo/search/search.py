@@ -35,7 +35,6 @@ are dropped), so one file describes both the search and the final run.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import json
@@ -48,11 +47,11 @@ import torch
 import yaml
 from torch import nn
 
-from lslo.config import DECODER_POSITIONS, ENCODER_POSITIONS, ConfigError, LSLoConfig, load_yaml
-from lslo.layer import LSLoLinear, Router
-from lslo.model import SHARED, LSLoModel
-from lslo.run_config import RunConfig, apply_override
-from lslo.train import RunError, Trainer, inverse_sqrt_lambda
+from lslo.training.config import RunConfig, apply_override
+from lslo.training import RunError, Trainer, inverse_sqrt_lambda
+from lslo.tuner.config import DECODER_POSITIONS, ENCODER_POSITIONS, ConfigError, LSLoConfig, load_yaml
+from lslo.tuner.layer import LSLoLinear, Router
+from lslo.tuner.model import SHARED, LSLoModel
 
 SOURCE, TARGET = "source", "target"
 ROUTING_YAML = "routing.yaml"
@@ -66,8 +65,6 @@ __all__ = [
     "SearchConfig",
     "SearchModel",
     "SearchTrainer",
-    "add_search_parser",
-    "cmd_search",
     "decide",
     "load_search_config",
     "plot_routing_weights",
@@ -296,7 +293,7 @@ class SearchModel(LSLoModel):
         shared_rank = search.shared_rank if search.shared_rank is not None else max(ranks)
         shared_scale = 1.0 if cfg.alpha is None else float(cfg.alpha) / shared_rank
         n_choices = len(search.choices)
-        from lslo.model import _set_submodule
+        from lslo.tuner.model import set_submodule
 
         olds = [(name, m) for name, m in self.base.named_modules() if isinstance(m, LSLoLinear)]
         for name, old in olds:
@@ -309,7 +306,7 @@ class SearchModel(LSLoModel):
                 choices=search.choices, shared_rank=shared_rank, shared_scale=shared_scale,
                 temperature=search.temperature, dropout=cfg.dropout, init=cfg.init,
             )
-            _set_submodule(self.base, name, dual)
+            set_submodule(self.base, name, dual)
 
     # ---------------------------------------------------------------- access
     def dual_modules(self) -> dict[str, DualLSLoLinear]:
@@ -603,60 +600,5 @@ def run_search(config: str | Path, overrides: list[str] | None = None, *, output
 
 
 # --------------------------------------------------------------------------- CLI
-def cmd_search(args: argparse.Namespace) -> int:
-    overrides = list(args.set or [])
-    if args.per_position:
-        overrides.append("search.per_position=true")
-    if args.include_shared:
-        overrides.append("search.include_shared=true")
-    if args.temperature is not None:
-        overrides.append(f"search.temperature={args.temperature}")
-    if args.logit_lr is not None:
-        overrides.append(f"search.logit_lr={args.logit_lr}")
-    if args.max_steps is not None:
-        overrides.append(f"search.train.max_steps={args.max_steps}")
-    result = run_search(args.config, overrides, output_dir=args.output_dir, overwrite=args.overwrite,
-                        device=args.device, quiet=args.quiet)
-    if "files" not in result:  # not the main process of a data-parallel run
-        return 0
-
-    def line(side: str) -> str:
-        out = []
-        for e in result[side]:
-            c = e["route"][0].upper()
-            out.append(c.lower() if e["winner"] == SHARED else c)
-        return " ".join(out)
-
-    print(f"encoder routing: {line('encoder')}   decoder routing: {line('decoder')}   "
-          "(S=source, T=target; lower case: the shared LoRA won, mapped to the closer side)")
-    for side in ("encoder", "decoder"):
-        ws = "  ".join(
-            f"{e['layer'] + 1}:" + "/".join(f"{e['weights'][c]:.2f}" for c in result["choices"]) for e in result[side]
-        )
-        print(f"{side} weights ({'/'.join(result['choices'])}): {ws}")
-    print(json.dumps({"run_dir": result["run_dir"], "steps": result["steps"], "files": result["files"]}, indent=2))
-    print(f"next: lslo train {result['files']['result']}")
-    return 0
 
 
-def add_search_parser(subparsers) -> argparse.ArgumentParser:
-    s = subparsers.add_parser(
-        "search", help="learn per-layer source/target routing by weight learning (SPEC 4)",
-        description="Give every adapted layer a source- and a target-indexed LSLo mixed by learnable softmax "
-                    "weights, fine-tune briefly, keep the side with the larger weight per layer. Writes "
-                    "routing.yaml, search_result.yaml (a run config for `lslo train`), routing_weights.json/.png.",
-    )
-    s.add_argument("config", help="run config YAML, optionally with a search: section")
-    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. --set search.train.max_steps=200 (repeatable)")
-    s.add_argument("--output-dir", help="search directory (default: search.output_dir, else <output_dir>-search)")
-    s.add_argument("--overwrite", action="store_true", help="reuse an existing search directory")
-    s.add_argument("--per-position", action="store_true", help="one mixing weight per position (search.per_position)")
-    s.add_argument("--include-shared", action="store_true", help="a third, shared LoRA choice (search.include_shared)")
-    s.add_argument("--temperature", type=float, help="softmax temperature of the mixing weights")
-    s.add_argument("--logit-lr", type=float, help="learning rate of the mixing logits (default: train.lr)")
-    s.add_argument("--max-steps", type=int, help="search budget in updates (search.train.max_steps)")
-    s.add_argument("--device", help="cpu | cuda (default: cuda when available)")
-    s.add_argument("--quiet", action="store_true", help="no progress bars")
-    s.set_defaults(func=cmd_search)
-    return s

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from lslo.errors import LSLoError
 
-class UnknownLanguageError(ValueError):
+
+class UnknownLanguageError(LSLoError):
     """A language code is not in the table, or has no code in the requested scheme."""
 
 

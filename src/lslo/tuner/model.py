@@ -13,10 +13,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from lslo.config import ConfigError, LSLoConfig
-from lslo.languages import LanguageError, LanguageTokens, build_batch, generation_prompt
-from lslo.layer import LSLoLinear, Router
-from lslo.storage import StorageError, load_state, save_state
+from lslo.errors import LSLoError
+from lslo.tuner.config import ConfigError, LSLoConfig
+from lslo.tuner.languages import LanguageError, LanguageTokens, build_batch, generation_prompt
+from lslo.tuner.layer import LSLoLinear, Router
+from lslo.tuner.storage import StorageError, load_state, save_state
 
 ADAPTER_WEIGHTS = "adapters.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -24,7 +25,7 @@ SHARED = "shared"  # the single adapter of the shared-LoRA baseline
 _LAYER_RE = re.compile(r"^(?:.*\.)?(encoder|decoder)\.layers\.(\d+)\.(.+)$")
 
 
-class AdapterError(ValueError):
+class AdapterError(LSLoError):
     """Saved adapters do not fit the model they are loaded into."""
 
 
@@ -45,7 +46,7 @@ def model_depth(model: nn.Module) -> tuple[int, int]:
     return max(seen["encoder"]) + 1, max(seen["decoder"]) + 1
 
 
-def _set_submodule(root: nn.Module, name: str, new: nn.Module) -> None:
+def set_submodule(root: nn.Module, name: str, new: nn.Module) -> None:
     parent_name, _, child = name.rpartition(".")
     parent = root.get_submodule(parent_name) if parent_name else root
     setattr(parent, child, new)
@@ -110,7 +111,7 @@ class LSLoModel(nn.Module):
                 routing=routes[side][layer], side=side, layer=layer, position=pos, name=name,
                 dropout=cfg.dropout, init=cfg.init,
             )
-            _set_submodule(self.base, name, wrapped)
+            set_submodule(self.base, name, wrapped)
             found[(side, pos)] = found.get((side, pos), 0) + 1
         for side, n in (("encoder", n_enc), ("decoder", n_dec)):
             for pos in sorted(wanted[side]):
@@ -393,7 +394,7 @@ class LSLoModel(nn.Module):
                 lin = m.base
                 delta = m.delta_weight(lang).to(torch.float32)
                 lin.weight.copy_((lin.weight.to(torch.float32) + delta).to(lin.weight.dtype))
-                _set_submodule(merged, name, lin)
+                set_submodule(merged, name, lin)
         for p in merged.parameters():
             p.requires_grad_(True)
         if self.tokens is not None:
@@ -412,13 +413,13 @@ class LSLoModel(nn.Module):
             tok = copy.deepcopy(self.tokenizer)
             if hasattr(tok, "src_lang") and self.tokens.token_id(src) is not None:
                 with contextlib.suppress(Exception):  # best effort: tokenizers name languages differently
-                    tok.src_lang = _tokenizer_lang_code(tok, self.tokens, src)
+                    tok.src_lang = tokenizer_lang_code(tok, self.tokens, src)
             tok.save_pretrained(str(out))
         (out / "lslo_direction.json").write_text(json.dumps({"src": src, "tgt": tgt}), encoding="utf-8")
         return out
 
 
-def _tokenizer_lang_code(tokenizer: Any, tokens: LanguageTokens, code: str) -> str:
+def tokenizer_lang_code(tokenizer: Any, tokens: LanguageTokens, code: str) -> str:
     """The value a tokenizer's ``src_lang`` expects: 'fr' for M2M-100 (__fr__), else the token itself."""
     tok_id = tokens.token_id(code)
     token = tokenizer.convert_ids_to_tokens(tok_id)

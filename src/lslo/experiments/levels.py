@@ -25,7 +25,6 @@ it from the command line.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import math
@@ -33,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lslo.config import LEVELS, ConfigError
+from lslo.tuner.config import LEVELS, ConfigError
 
 __all__ = [
     "apply_levels",
@@ -48,7 +47,7 @@ DEFAULT_SPLIT = (1 / 3, 1 / 3, 1 / 3)
 _EPS = 1e-9
 
 
-def _check_values(values: Mapping[str, Any], what: str) -> dict[str, float]:
+def check_values(values: Mapping[str, Any], what: str) -> dict[str, float]:
     if not isinstance(values, Mapping) or not values:
         raise ValueError(f"{what}: expected a non-empty mapping language -> number")
     out = {}
@@ -86,7 +85,7 @@ def assign_levels(
     ``thresholds`` (high_min, medium_min), when given, replaces ``split``.
     Ties: equal values are ranked by language code.
     """
-    vals = _check_values(values, what)
+    vals = check_values(values, what)
     ranked = sorted(vals, key=lambda c: (-vals[c], c))
     if thresholds is not None:
         if len(thresholds) != 2:
@@ -108,7 +107,7 @@ def levels_from_counts(
     thresholds: Sequence[float] | None = None,
 ) -> dict[str, str]:
     """Levels from the amount of data per language: most data = high (see ``assign_levels``)."""
-    vals = _check_values(counts, "counts")
+    vals = check_values(counts, "counts")
     negative = [c for c, v in vals.items() if v < 0]
     if negative:
         raise ValueError(f"counts[{negative[0]}]: expected an amount >= 0, got {counts[negative[0]]!r}")
@@ -227,7 +226,7 @@ def parse_split(text: str) -> tuple[float, float, float]:
         raise ConfigError(f"--split {text!r}: {e}") from None
 
 
-def _read_counts(text: str) -> dict[str, float]:
+def read_counts(text: str) -> dict[str, float]:
     """A JSON/YAML file {lang: amount}, or inline 'en=1000,fr=200'."""
     import yaml
 
@@ -251,92 +250,3 @@ def _read_counts(text: str) -> dict[str, float]:
             raise ConfigError(f"--counts {item!r}: expected LANG=NUMBER") from None
     return out
 
-
-def add_levels_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """``lslo levels CONFIG (--counts ... | --scores ...) [--split | --thresholds] [--out NEW.yaml]``."""
-    p = subparsers.add_parser(
-        "levels", help="assign resource levels from data amounts or base-model chrF++", description=_DESCRIPTION
-    )
-    _levels_arguments(p)
-    return p
-
-
-_DESCRIPTION = ("Rank languages by data amount or by the base model's chrF++ (mean over directions into and "
-                "out of each language) and cut them into high/medium/low.")
-
-
-def _levels_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", help="run config YAML whose lslo.languages get the levels")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--counts", metavar="FILE|en=N,...", help="amount of data per language (JSON/YAML or inline)")
-    src.add_argument("--scores", metavar="SCORES", help="scores.json (or its directory) of "
-                                                        "'lslo evaluate RUN --checkpoint none'")
-    p.add_argument("--metric", default="chrf++", choices=["chrf++", "spbleu"], help="with --scores (default chrf++)")
-    cut = p.add_mutually_exclusive_group()
-    cut.add_argument("--split", default="1/3,1/3,1/3", help="shares of languages high,medium,low (default thirds)")
-    cut.add_argument("--thresholds", metavar="HIGH_MIN,MEDIUM_MIN", help="cut by value instead of by share")
-    p.add_argument("--out", help="write the config with the levels here (default: only print them)")
-    p.set_defaults(func=cmd_levels)
-
-
-def cmd_levels(args: argparse.Namespace) -> int:
-    import yaml
-
-    from lslo.config import LSLoConfig, load_yaml
-
-    data = load_yaml(args.config) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{args.config}: expected a mapping at the top level")
-    lslo = data.get("lslo") or {}
-    configured = [x if isinstance(x, str) else x.get("code") for x in (lslo.get("languages") or [])]
-    thresholds = None
-    if args.thresholds:
-        try:
-            thresholds = [float(x) for x in args.thresholds.split(",")]
-        except ValueError:
-            raise ConfigError(f"--thresholds {args.thresholds!r}: expected two numbers HIGH_MIN,MEDIUM_MIN") from None
-    split = parse_split(args.split)
-    try:
-        if args.counts:
-            values = _check_values(_read_counts(args.counts), "counts")
-            label = "amount"
-            if configured:
-                missing = [c for c in configured if c not in values]
-                if missing:
-                    raise ConfigError(f"--counts: no amount for configured language(s) {', '.join(missing)}")
-                values = {c: values[c] for c in configured}
-            levels = levels_from_counts(values, split, thresholds)
-        else:
-            values = language_scores(args.scores, args.metric, configured or None)
-            label = f"base {args.metric}"
-            levels = levels_from_scores(values, split, thresholds)
-    except ValueError as e:
-        if isinstance(e, ConfigError):
-            raise
-        raise ConfigError(str(e)) from None
-    print(f"{'language':<10}{label:>14}  level")
-    for code, level in levels.items():
-        print(f"{code:<10}{values[code]:>14.2f}  {level}")
-    new = apply_levels(data, levels)
-    LSLoConfig.from_dict(new["lslo"], where="lslo")  # the result must be a valid config
-    if args.out:
-        Path(args.out).write_text(yaml.safe_dump(new, sort_keys=False, allow_unicode=True), encoding="utf-8")
-        print(f"wrote {args.out}")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    import sys
-
-    parser = argparse.ArgumentParser(prog="python -m lslo.levels", description=_DESCRIPTION)
-    _levels_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (ConfigError, FileNotFoundError) as e:
-        print(f"lslo: error: {str(e).splitlines()[0]}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

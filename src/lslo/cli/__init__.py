@@ -1,0 +1,5 @@
+"""The ``lslo`` command line: ``main`` plus one module per command."""
+
+from lslo.cli.main import main
+
+__all__ = ["main"]

@@ -1,0 +1,1 @@
+"""Experiments over many runs: rank/position sweeps and resource levels."""
