@@ -63,10 +63,10 @@ def main() -> int:
 
     from lslo.data.corpus import load_corpus
     from lslo.data.sampling import directions as all_directions
-    from lslo.testbed.demo import BASE, DEMO, STEPS, demo_config, demo_directions
     from lslo.evaluation import SpBleu, evaluate_model, write_scores
-    from lslo.training.config import RunConfig
+    from lslo.testbed.demo import BASE, DEMO, STEPS, demo_config, demo_directions
     from lslo.training import Trainer, load_run
+    from lslo.training.config import RunConfig
 
     args.steps = args.steps or STEPS
     out = Path(args.out)

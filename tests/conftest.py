@@ -36,8 +36,8 @@ def all_text() -> list[str]:
 @pytest.fixture(scope="session")
 def m2m_dir(tmp_path_factory):
     """A saved M2M-100-architecture model + M2M100Tokenizer (2+2 layers, d=16)."""
-    from lslo.tuner.languages import tokenizer_vocab_size
     from lslo.testbed.tiny import build_m2m100_tokenizer, build_tiny_model
+    from lslo.tuner.languages import tokenizer_vocab_size
 
     d = tmp_path_factory.mktemp("m2m100")
     tok = build_m2m100_tokenizer(all_text() * 3, d, vocab_size=200)
@@ -47,8 +47,8 @@ def m2m_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def nllb_dir(tmp_path_factory):
-    from lslo.tuner.languages import tokenizer_vocab_size
     from lslo.testbed.tiny import build_nllb_tokenizer, build_tiny_model
+    from lslo.tuner.languages import tokenizer_vocab_size
 
     d = tmp_path_factory.mktemp("nllb")
     tok = build_nllb_tokenizer(all_text() * 3, d, vocab_size=200)

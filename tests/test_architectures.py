@@ -7,8 +7,8 @@ import torch
 from conftest import LANGS, SENTENCES, all_text, load_lslo, lslo_config
 from transformers import AutoModelForSeq2SeqLM
 
-from lslo.tuner.languages import encode_batch, tokenizer_vocab_size
 from lslo.testbed.tiny import build_m2m100_tokenizer, build_tiny_model
+from lslo.tuner.languages import encode_batch, tokenizer_vocab_size
 
 DIRS = [("en", "fr"), ("ha", "zh"), ("de", "yo")]
 

@@ -13,9 +13,9 @@ from conftest import SENTENCES, load_lslo, lslo_config, write_run_config
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from lslo.cli.export import add_parser as add_export_parser
-from lslo.tuner.peft_export import export_peft
-from lslo.tuner.languages import encode_batch
 from lslo.pruning import Pruner, PruningConfig
+from lslo.tuner.languages import encode_batch
+from lslo.tuner.peft_export import export_peft
 
 peft = pytest.importorskip("peft")
 KEYS = ("input_ids", "attention_mask", "decoder_input_ids", "decoder_attention_mask")

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from conftest import write_run_config
 
-from lslo.tuner.config import ConfigError
+from lslo.cli import main as lslo_main
 from lslo.experiments.levels import (
     apply_levels,
     language_scores,
@@ -16,7 +16,8 @@ from lslo.experiments.levels import (
     levels_from_scores,
     parse_split,
 )
-from lslo.cli import main as lslo_main
+from lslo.experiments.sweep import make_variants, parse_positions, parse_ranks, sweep_table
+from lslo.tuner.config import ConfigError
 
 
 def levels_main(argv):
@@ -25,7 +26,7 @@ def levels_main(argv):
 
 def sweep_main(argv):
     return lslo_main(["sweep", *argv])
-from lslo.experiments.sweep import make_variants, parse_positions, parse_ranks, sweep_table
+
 
 # --------------------------------------------------------------------------- levels
 

@@ -11,9 +11,6 @@ import yaml
 from conftest import lslo_config, randomize_adapters, segments, write_run_config
 from torch import nn
 
-from lslo.tuner.config import ConfigError
-from lslo.tuner.layer import Router
-from lslo.tuner.model import SHARED
 from lslo.cli.search import add_parser as add_search_parser
 from lslo.search import (
     DualLSLoLinear,
@@ -23,6 +20,9 @@ from lslo.search import (
     load_search_config,
     routing_decision,
 )
+from lslo.tuner.config import ConfigError
+from lslo.tuner.layer import Router
+from lslo.tuner.model import SHARED
 
 
 @pytest.fixture(autouse=True)
@@ -208,8 +208,8 @@ def _run_cli(argv):
 
 def test_search_cli_end_to_end_then_train(m2m_dir, flores_dir, tmp_path, capsys):
     from lslo.cli.main import main
-    from lslo.training.config import RunConfig
     from lslo.training import load_run
+    from lslo.training.config import RunConfig
 
     cfg = _search_config(tmp_path, m2m_dir, flores_dir, {"include_shared": True, "logit_lr": 0.1,
                                                          "train": {"max_steps": 3, "warmup_steps": 1}})
@@ -268,8 +268,8 @@ def test_search_config_errors(m2m_dir, flores_dir, tmp_path):
 def test_shipped_search_config_and_result_files(tmp_path):
     from pathlib import Path
 
-    from lslo.training.config import RunConfig
     from lslo.search.search import write_results
+    from lslo.training.config import RunConfig
 
     files = sorted((Path(__file__).parent.parent / "configs").glob("search-*.yaml"))
     assert files

@@ -10,8 +10,8 @@ from conftest import load_lslo
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from lslo.tuner import storage
 from lslo.pruning import Pruner, PruningConfig
+from lslo.tuner import storage
 from lslo.tuner.storage import StorageError, load_state, pack, save_state, unpack
 
 # M2M-100 418M geometry (d = 1024, ffn = 4096): one encoder layer (q, k, v, fc1, fc2) and one decoder

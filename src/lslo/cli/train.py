@@ -52,8 +52,8 @@ def _add_language_config(args: argparse.Namespace):
     """The run config for adding languages to a trained run: only the new adapters train."""
     import yaml
 
-    from lslo.training.config import RunConfig, apply_override
     from lslo.training import RunError
+    from lslo.training.config import RunConfig, apply_override
     from lslo.tuner.config import LEVELS, ConfigError, load_yaml
 
     src = Path(args.resume_from)

@@ -47,8 +47,8 @@ import torch
 import yaml
 from torch import nn
 
-from lslo.training.config import RunConfig, apply_override
 from lslo.training import RunError, Trainer, inverse_sqrt_lambda
+from lslo.training.config import RunConfig, apply_override
 from lslo.tuner.config import DECODER_POSITIONS, ENCODER_POSITIONS, ConfigError, LSLoConfig, load_yaml
 from lslo.tuner.layer import LSLoLinear, Router
 from lslo.tuner.model import SHARED, LSLoModel

@@ -124,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from lslo.data.corpus import load_corpus
     from lslo.evaluation import SpBleu, evaluate_model, write_scores
-    from lslo.training.config import RunConfig
     from lslo.training import Trainer
+    from lslo.training.config import RunConfig
 
     base = Path(args.base)
     if not (base / "config.json").is_file():
