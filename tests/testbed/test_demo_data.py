@@ -15,7 +15,7 @@ import pytest
 
 from lslo.testbed import demo_data
 
-DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
+DEMO = Path(__file__).resolve().parents[2] / "data" / "demo"
 SPLITS = ("dev", "devtest")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-BASE = Path(__file__).resolve().parents[1] / "data" / "demo" / "base"
+BASE = Path(__file__).resolve().parents[2] / "data" / "demo" / "base"
 CODES = ("en", "fr", "de", "es", "zh", "ko", "hi", "ar", "ha", "yo", "km", "my")
 MAX_BYTES = 30 * 1024 * 1024
 

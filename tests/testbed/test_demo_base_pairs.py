@@ -8,7 +8,7 @@ import pytest
 
 from lslo.testbed.demo_base import CODES, DemoBaseError, read_pretrain, select_pairs
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "demo"
+DATA = Path(__file__).resolve().parents[2] / "data" / "demo"
 
 
 def test_english_centric_keeps_exactly_the_en_pairs():

@@ -110,7 +110,7 @@ def test_paper_config_is_the_paper_setting():
 
     from lslo.training.config import RunConfig
 
-    cfg = RunConfig.load(Path(__file__).parent.parent / "configs" / "paper-m2m100-flores101-lang12.yaml")
+    cfg = RunConfig.load(Path(__file__).resolve().parents[2] / "configs" / "paper-m2m100-flores101-lang12.yaml")
     assert cfg.lslo.codes == ["en", "fr", "it", "de", "nl", "zh", "ja", "ko", "oc", "or", "sd", "wo"]
     assert [cfg.lslo.rank_of(c) for c in cfg.lslo.codes] == [2] * 8 + [8] * 4
     assert cfg.lslo.resolve_routing(12, 12) == (["source"] * 9 + ["target"] * 3, ["target"] * 12)

@@ -271,7 +271,7 @@ def test_shipped_search_config_and_result_files(tmp_path):
     from lslo.search.search import write_results
     from lslo.training.config import RunConfig
 
-    files = sorted((Path(__file__).parent.parent / "configs").glob("search-*.yaml"))
+    files = sorted((Path(__file__).resolve().parents[2] / "configs").glob("search-*.yaml"))
     assert files
     for path in files:
         cfg, search, data = load_search_config(path)

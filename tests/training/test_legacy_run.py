@@ -12,7 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
-FIXTURE = Path(__file__).parent / "fixtures" / "run_v0_1"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "run_v0_1"
 
 
 def test_old_run_evaluates_to_the_same_scores(tmp_path, monkeypatch, capsys):
