@@ -47,10 +47,10 @@ import torch
 import yaml
 from torch import nn
 
-from lslo.training import RunError, Trainer, inverse_sqrt_lambda
+from lslo.training import RunError, Trainer
 from lslo.training.config import RunConfig, apply_override
 from lslo.tuner.config import DECODER_POSITIONS, ENCODER_POSITIONS, ConfigError, LSLoConfig, load_yaml
-from lslo.tuner.layer import LSLoLinear, Router
+from lslo.tuner.layer import LSLoLinear, Router, WrapsLinear
 from lslo.tuner.model import SHARED, LSLoModel
 
 SOURCE, TARGET = "source", "target"
@@ -161,7 +161,7 @@ def load_search_config(
 
 
 # --------------------------------------------------------------------------- layer
-class DualLSLoLinear(nn.Module):
+class DualLSLoLinear(WrapsLinear):
     """A frozen linear map with a source-indexed and a target-indexed LSLo (and optionally a shared
     LoRA), whose updates are mixed by ``softmax(logits / temperature)``.
 
@@ -215,22 +215,6 @@ class DualLSLoLinear(nn.Module):
                 name=f"{name}.{choice}", dropout=dropout, init=init,
             )
         self.adapters = nn.ModuleDict(adapters)
-
-    @property
-    def in_features(self) -> int:
-        return self.base.in_features
-
-    @property
-    def out_features(self) -> int:
-        return self.base.out_features
-
-    @property
-    def weight(self) -> torch.Tensor:
-        return self.base.weight
-
-    @property
-    def bias(self) -> torch.Tensor | None:
-        return self.base.bias
 
     def mixing_weights(self) -> torch.Tensor:
         """softmax(logits / temperature), float32, one entry per choice."""
@@ -524,27 +508,16 @@ class SearchTrainer(Trainer):
             raise ConfigError(f"method: search learns the routing of LSLo; expected 'lslo', got {self.cfg.method!r}")
         return SearchModel(base, self.cfg.lslo, tokenizer, search=self.search)
 
-    def setup(self) -> None:
-        super().setup()
+    def param_groups(self, params: list[nn.Parameter]) -> list[dict[str, Any]]:
+        """With ``search.logit_lr``: the mixing logits in a second group with their own rate
+        (same parameters, same order as the Trainer's single group)."""
         if self.search.logit_lr is None:
-            return
-        # Same parameters (in the same order) as the Trainer's single group, split in two groups.
-        t = self.cfg.train
-        params = [p for p in self.model.parameters() if p.requires_grad]
+            return super().param_groups(params)
         mix = {id(p) for p in self.model.mixing_parameters()}
-        groups = [
+        return [
             {"params": [p for p in params if id(p) not in mix]},
             {"params": [p for p in params if id(p) in mix], "lr": float(self.search.logit_lr)},
         ]
-        self.optimizer = torch.optim.Adam(
-            groups, lr=t.lr, betas=tuple(t.adam_betas), eps=t.adam_eps, weight_decay=t.weight_decay
-        )
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, inverse_sqrt_lambda(t.warmup_steps, t.lr, t.warmup_init_lr)
-        )
-        if self.pruner is not None:
-            self.pruner.detach()
-            self.pruner.attach(self.optimizer)
 
 
 def write_results(result: dict[str, Any], run_data: dict[str, Any], search: SearchConfig, out: Path) -> dict[str, Path]:

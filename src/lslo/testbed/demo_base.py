@@ -71,7 +71,10 @@ from pathlib import Path
 from lslo.errors import LSLoError
 
 # one language list and one file hasher for the demo corpus and its base
-from lslo.testbed.demo_data import CODES, LANGUAGES, sha256_file
+from lslo.testbed.demo_data import CODES, LANGUAGES
+from lslo.testbed.pretrain import fairseq_init
+from lslo.testbed.sources import sha256_file
+from lslo.training.loss import inverse_sqrt_lambda
 
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_DATA = REPO / "data" / "demo"
@@ -289,31 +292,6 @@ def model_config(settings: Settings, vocab_size: int):
         encoder_layerdrop=0.0, decoder_layerdrop=0.0, pad_token_id=1, bos_token_id=0, eos_token_id=2,
         decoder_start_token_id=2, scale_embedding=True, tie_word_embeddings=True,
     )
-
-
-def fairseq_init(model, seed: int) -> None:
-    """Re-initialise like fairseq's transformer: embeddings N(0, d**-0.5) (padding row 0), linear
-    layers Xavier-uniform with zero bias.
-
-    Hugging Face's default N(0, 0.02) is meant for wide models; at d=128 the scaled token
-    embeddings (x sqrt(d)) would have std 0.23 next to sinusoidal positions of std 0.7, so the
-    token signal starts weak and a small model learns much more slowly.
-    """
-    import torch
-
-    gen = torch.Generator().manual_seed(seed)
-    emb = model.get_input_embeddings()
-    d = emb.weight.size(1)
-    with torch.no_grad():
-        emb.weight.normal_(0.0, d ** -0.5, generator=gen)
-        if emb.padding_idx is not None:
-            emb.weight[emb.padding_idx].zero_()
-        for module in model.modules():
-            if isinstance(module, torch.nn.Linear) and module.weight is not emb.weight:
-                bound = math.sqrt(6.0 / (module.in_features + module.out_features))
-                module.weight.uniform_(-bound, bound, generator=gen)
-                if module.bias is not None:
-                    module.bias.zero_()
 
 
 def meanings(pairs: dict[tuple[str, str], list[tuple[str, str]]]) -> list[list[tuple[str, str]]]:
@@ -614,12 +592,6 @@ def sanity(model, tokenizer, tokens, data_dir: str | Path, n: int = 50, beams: i
 # --------------------------------------------------------------------------- training
 
 
-def inverse_sqrt(step: int, warmup: int) -> float:
-    """LR multiplier: linear warmup to 1 at ``warmup``, then ``sqrt(warmup / step)``."""
-    step = max(step, 1)
-    return step / warmup if step < warmup else math.sqrt(warmup / step)
-
-
 def pretrain(out_dir: str | Path, data_dir: str | Path = DEFAULT_DATA, settings: Settings | None = None,
              command: str | None = None, run_sanity: bool = True, log=print) -> dict:
     """Build tokenizer + model into ``out_dir`` and write PRETRAIN.json; returns its content."""
@@ -702,7 +674,8 @@ def pretrain(out_dir: str | Path, data_dir: str | Path = DEFAULT_DATA, settings:
         opt = torch.optim.AdamW(groups, lr=s.lr, betas=s.betas, eps=1e-8, fused=True)
     except (RuntimeError, TypeError, ValueError):
         opt = torch.optim.AdamW(groups, lr=s.lr, betas=s.betas, eps=1e-8)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: inverse_sqrt(step + 1, s.warmup))
+    warmup_then_inverse_sqrt = inverse_sqrt_lambda(s.warmup, 1.0, 0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_then_inverse_sqrt(step + 1))
 
     data_rng = random.Random(s.seed)
     n_concat = int(round(s.concat * len(base)))

@@ -103,6 +103,7 @@ from itertools import combinations
 from pathlib import Path
 
 from lslo.errors import LSLoError
+from lslo.testbed.sources import sha256_file
 
 FORMAT_VERSION = 1
 DEV_PERCENT = 80
@@ -198,14 +199,6 @@ def split_of(seg_id: str) -> str:
     """The split of a segment, from a hash of its stable id (independent of everything else)."""
     bucket = int(hashlib.sha256(seg_id.encode("utf-8")).hexdigest()[:8], 16) % 100
     return "dev" if bucket < DEV_PERCENT else "devtest"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------- fetching

@@ -138,48 +138,69 @@ class Trainer:
         return build_model(self.cfg, base, tokenizer)
 
     def setup(self) -> None:
+        """Seed, then the model, the data, the optimiser and schedule, and the pruner, in that order."""
+        seed = self.cfg.train.seed
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed)
+        self._setup_model()
+        self._setup_data()
+        self._setup_optimizer()
+        self._setup_pruner()
+        self.step = 0
+        self.epoch = 0
+        self.best_valid: float | None = None
+        self.first_loss: float | None = None
+        self.last_loss: float | None = None
+
+    def _setup_model(self) -> None:
         cfg = self.cfg
-        torch.manual_seed(cfg.train.seed)
-        random.seed(cfg.train.seed)
-        np.random.seed(cfg.train.seed)
-        base, tok = load_base(cfg, dropout=cfg.train.dropout)
-        self.model = self.make_model(base, tok).to(self.device)
+        base, self.tokenizer = load_base(cfg, dropout=cfg.train.dropout)
+        self.model = self.make_model(base, self.tokenizer).to(self.device)
         if cfg.init_from:
             self._init_from(cfg.init_from)
+
+    def _setup_data(self) -> None:
+        cfg, t = self.cfg, self.cfg.train
         self.splits = load_splits(cfg)
         self.directions = run_directions(cfg)
-        self.train_data = TokenizedCorpus(self.splits["train"], tok, cfg.data.max_length)
-        self.valid_data = (
-            TokenizedCorpus(self.splits["valid"], tok, cfg.data.max_length) if self.splits["valid"] is not None else None
-        )
-        t = cfg.train
+        self.train_data = TokenizedCorpus(self.splits["train"], self.tokenizer, cfg.data.max_length)
+        self.valid_data = (TokenizedCorpus(self.splits["valid"], self.tokenizer, cfg.data.max_length)
+                           if self.splits["valid"] is not None else None)
         self.sampler = DirectionBatchSampler(
             self.splits["train"], self.directions, self.train_data.length, t.max_tokens,
             temperature=t.temperature, seed=t.seed, epoch_size=t.epoch_size,
         )
+
+    def param_groups(self, params: list[torch.nn.Parameter]) -> list[dict[str, Any]]:
+        """Optimiser parameter groups of the trainable ``params`` (one group; a subclass may split
+        it, e.g. the architecture search gives its mixing logits their own learning rate)."""
+        return [{"params": params}]
+
+    def _setup_optimizer(self) -> None:
+        t = self.cfg.train
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.trainable = params
         if not params:
             raise ConfigError("nothing to train: no positions adapted and method is not 'full'")
         self.optimizer = torch.optim.Adam(
-            params, lr=t.lr, betas=tuple(t.adam_betas), eps=t.adam_eps, weight_decay=t.weight_decay
+            self.param_groups(params), lr=t.lr, betas=tuple(t.adam_betas), eps=t.adam_eps,
+            weight_decay=t.weight_decay,
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, inverse_sqrt_lambda(t.warmup_steps, t.lr, t.warmup_init_lr)
         )
-        if cfg.trainable_languages is not None:
-            self._freeze_languages(cfg.trainable_languages)
+        if self.cfg.trainable_languages is not None:
+            self._freeze_languages(self.cfg.trainable_languages)
+
+    def _setup_pruner(self) -> None:
+        cfg = self.cfg
         self.pruner = None
         if cfg.pruning.enabled:
             if cfg.method == "full":
                 raise ConfigError("pruning.enabled: pruning applies to adapters; not available with method: full")
             self.pruner = Pruner(find_lslo_modules(self.model), cfg.pruning)
             self.pruner.attach(self.optimizer)
-        self.step = 0
-        self.epoch = 0
-        self.best_valid: float | None = None
-        self.first_loss: float | None = None
-        self.last_loss: float | None = None
 
     def _init_from(self, source: str) -> None:
         """Copy the adapters of every language the source run has (a run dir or an adapter dir)."""

@@ -188,7 +188,30 @@ def routed_lora(
     return delta if out is None else out + delta
 
 
-class LSLoLinear(nn.Module):
+class WrapsLinear(nn.Module):
+    """A module standing in for the ``nn.Linear`` it wraps (``self.base``): HF code reads
+    ``in_features``, ``out_features`` and ``.weight.dtype`` / ``.device`` of what it calls."""
+
+    base: nn.Linear
+
+    @property
+    def in_features(self) -> int:
+        return self.base.in_features
+
+    @property
+    def out_features(self) -> int:
+        return self.base.out_features
+
+    @property
+    def weight(self) -> torch.Tensor:  # some HF code reads .weight.dtype / .device
+        return self.base.weight
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.base.bias
+
+
+class LSLoLinear(WrapsLinear):
     """A frozen linear map with per-language low-rank updates, hard-routed per row."""
 
     def __init__(
@@ -230,22 +253,6 @@ class LSLoLinear(nn.Module):
         self._scale_key: tuple[int, int] | None = None
         self._unit_scale = False
         self.reset_parameters(init)
-
-    @property
-    def in_features(self) -> int:
-        return self.base.in_features
-
-    @property
-    def out_features(self) -> int:
-        return self.base.out_features
-
-    @property
-    def weight(self) -> torch.Tensor:  # some HF code reads .weight.dtype / .device
-        return self.base.weight
-
-    @property
-    def bias(self) -> torch.Tensor | None:
-        return self.base.bias
 
     def reset_parameters(self, init: str = "kaiming") -> None:
         with torch.no_grad():
