@@ -121,3 +121,21 @@ def test_paper_config_is_the_paper_setting():
     assert (p.enabled, p.start, p.duration, p.final_ratio, p.unit, p.granularity, p.matrices) == (
         True, 2, 10, 0.9, "epoch", "layer", "B")
     assert cfg.eval.beam == 5 and cfg.eval.spm_tokenizer == "flores101"
+
+
+def test_configs_validate_on_construction():
+    from lslo.pruning import PruningConfig
+    from lslo.search import SearchConfig
+    from lslo.tuner.config import ConfigError, LanguageSpec, LSLoConfig
+
+    with pytest.raises(ConfigError, match="dropout"):
+        LSLoConfig(languages=[LanguageSpec("en")], dropout=1.5)
+    with pytest.raises(ConfigError, match="encoder_positions: unknown position 'fc3'"):
+        LSLoConfig(languages=[LanguageSpec("en")], encoder_positions=["fc3"])
+    with pytest.raises(ValueError, match="final_ratio"):
+        PruningConfig(final_ratio=1.5)
+    with pytest.raises(ValueError):
+        SearchConfig(temperature=-1.0)
+    assert LSLoConfig(languages=[LanguageSpec("en")]).rank_of("en") == 2
+    help_text = {f.name: f.metadata.get("help") for f in __import__("dataclasses").fields(LSLoConfig)}
+    assert all(help_text.values()), [k for k, v in help_text.items() if not v]

@@ -55,6 +55,9 @@ class PruningConfig:
     matrices: str = "B"
     structured: bool | float = False
 
+    def __post_init__(self) -> None:
+        self.validate()  # valid from the moment it exists
+
     def validate(self) -> PruningConfig:
         def bad(field: str, expected: str, got: Any) -> ValueError:
             return ValueError(f"pruning.{field}: expected {expected}, got {got!r}")

@@ -88,6 +88,9 @@ class SearchConfig:
     def choices(self) -> tuple[str, ...]:
         return (SOURCE, TARGET, SHARED) if self.include_shared else (SOURCE, TARGET)
 
+    def __post_init__(self) -> None:
+        self.validate()  # valid from the moment it exists
+
     def validate(self) -> SearchConfig:
         for name in ("per_position", "include_shared"):
             if not isinstance(getattr(self, name), bool):

@@ -71,25 +71,34 @@ def _is_int(x: Any) -> bool:
 class LSLoConfig:
     """What is adapted, how, and how each layer is routed."""
 
-    languages: list[LanguageSpec] = field(default_factory=list)
-    ranks: dict[str, int] = field(default_factory=lambda: {"high": 2, "medium": 2, "low": 8})
-    # s_l = alpha / r_l when alpha is set; None reproduces the paper's unscaled update (s_l = 1).
-    alpha: float | None = None
-    dropout: float = 0.0
-    encoder_positions: list[str] = field(default_factory=lambda: ["q", "k", "v", "fc1", "fc2"])
+    languages: list[LanguageSpec] = field(default_factory=list, metadata={
+        "help": "the languages, each with its resource level and optionally an explicit rank and model token"})
+    ranks: dict[str, int] = field(default_factory=lambda: {"high": 2, "medium": 2, "low": 8}, metadata={
+        "help": "rank per resource level (paper: high 2, medium 2, low 8)"})
+    alpha: float | None = field(default=None, metadata={
+        "help": "s_l = alpha / r_l when set; null reproduces the paper's unscaled update (s_l = 1)"})
+    dropout: float = field(default=0.0, metadata={"help": "dropout on the adapter input, in [0, 1)"})
+    encoder_positions: list[str] = field(default_factory=lambda: ["q", "k", "v", "fc1", "fc2"], metadata={
+        "help": f"adapted positions of every encoder layer, some of {', '.join(ENCODER_POSITIONS)}"})
     decoder_positions: list[str] = field(
-        default_factory=lambda: ["q", "k", "v", "cross_q", "cross_k", "cross_v", "fc1", "fc2"]
-    )
-    # Per-layer routing. None = default for the model's depth; a list of "source"/"target"
-    # (one per layer); or a dict {"source": [layers], "target": [layers]} (0-based).
-    encoder_routing: Any = None
-    decoder_routing: Any = None
-    # Position -> module-name suffix inside a layer; None = the BART-family names.
-    module_names: dict[str, str] | None = None
-    init: str = "kaiming"  # "kaiming" (paper: A kaiming-uniform a=sqrt(5), B zero) or "gaussian"
-    # Baseline "one shared LoRA": a single adapter of this rank used by every language
-    # (same positions, same code path). None = language-specific adapters (LSLo).
-    shared_rank: int | None = None
+        default_factory=lambda: ["q", "k", "v", "cross_q", "cross_k", "cross_v", "fc1", "fc2"], metadata={
+            "help": f"adapted positions of every decoder layer, some of {', '.join(DECODER_POSITIONS)}"})
+    encoder_routing: Any = field(default=None, metadata={
+        "help": "per-layer routing: null (the paper's default for the model's depth), a list of "
+                "source/target (one per layer), or {source: [layers], target: [layers]} (0-based)"})
+    decoder_routing: Any = field(default=None, metadata={"help": "as encoder_routing (default: all target)"})
+    module_names: dict[str, str] | None = field(default=None, metadata={
+        "help": "position -> module-name suffix inside a layer; null = the BART-family names"})
+    init: str = field(default="kaiming", metadata={
+        "help": "kaiming (paper: A kaiming-uniform a=sqrt(5), B zero) or gaussian"})
+    shared_rank: int | None = field(default=None, metadata={
+        "help": "baseline 'one shared LoRA': one adapter of this rank for every language (null: LSLo)"})
+
+    def __post_init__(self) -> None:
+        # A config is valid from the moment it exists (an empty language list is the one
+        # state allowed to wait: RunConfig fills it in from YAML before validating).
+        if self.languages:
+            self.validate()
 
     # ---------------------------------------------------------------- derived
     @property
@@ -198,9 +207,8 @@ class LSLoConfig:
                 raise ConfigError(f"{where}.languages[{i}].code: missing")
             parsed.append(LanguageSpec(**item))
         kwargs["languages"] = parsed
-        cfg = cls(**kwargs)
         try:
-            return cfg.validate()
+            return cls(**kwargs).validate()
         except ConfigError as e:
             raise ConfigError(f"{where}.{e}" if where else str(e)) from None
 
