@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 import torch
 from conftest import load_lslo
@@ -205,11 +203,7 @@ def test_bad_inputs_are_refused():
 
 
 def test_model_save_load_uses_packed_format(m2m_dir, tmp_path):
-    """After the model.py patch: save_adapters writes version 2, load_adapters reads it (and version 1)."""
-    from lslo.tuner.model import LSLoModel
-
-    if "load_state" not in inspect.getsource(LSLoModel.load_adapters):
-        pytest.skip("model.py does not use lslo.tuner.storage yet")
+    """save_adapters writes version 2, load_adapters reads it (and version 1)."""
     model = load_lslo(m2m_dir, seed=8)
     Pruner(model, PruningConfig(enabled=True, structured=0.5, final_ratio=0.8, matrices="AB")).prune_to(0.8, 0.5)
     model.save_adapters(tmp_path / "a")

@@ -280,7 +280,7 @@ class SearchModel(LSLoModel):
         shared_rank = search.shared_rank if search.shared_rank is not None else max(ranks)
         shared_scale = 1.0 if cfg.alpha is None else float(cfg.alpha) / shared_rank
         n_choices = len(search.choices)
-        from lslo.tuner.model import set_submodule
+        from lslo.tuner.layer import set_submodule
 
         olds = [(name, m) for name, m in self.base.named_modules() if isinstance(m, LSLoLinear)]
         for name, old in olds:

@@ -22,6 +22,14 @@ import math
 import torch
 from torch import nn
 
+SHARED = "shared"  # the single adapter of the shared-LoRA baseline
+
+
+def set_submodule(root: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, child, new)
+
 
 class Router:
     """Per-sentence language indices shared by every LSLo layer of one model.

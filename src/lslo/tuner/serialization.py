@@ -1,0 +1,121 @@
+"""Save and load a model's adapters: ``adapters.safetensors`` (compact, sparse when pruned) and
+``adapter_config.json``; the base model is never copied."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lslo.errors import LSLoError
+from lslo.tuner.config import LSLoConfig
+from lslo.tuner.storage import StorageError, load_state, save_state
+
+ADAPTER_WEIGHTS = "adapters.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+class AdapterError(LSLoError):
+    """Saved adapters do not fit the model they are loaded into."""
+
+
+def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Compact per-language tensors: padding dropped, masks only where something is pruned."""
+    tensors: dict[str, torch.Tensor] = {}
+    for name, m in model.lslo_modules().items():
+        valid_a, valid_b = m.valid_A(), m.valid_B()
+        for i, code in enumerate(m.languages):
+            r = int(m.ranks[i])
+            tensors[f"{name}.{code}.lora_A"] = m.lora_A[i, :r].detach().contiguous().cpu()
+            tensors[f"{name}.{code}.lora_B"] = m.lora_B[i, :, :r].detach().contiguous().cpu()
+            if not torch.equal(m.mask_A[i], valid_a[i]) or not torch.equal(m.mask_B[i], valid_b[i]):
+                tensors[f"{name}.{code}.mask_A"] = m.mask_A[i, :r].to(torch.uint8).contiguous().cpu()
+                tensors[f"{name}.{code}.mask_B"] = m.mask_B[i, :, :r].to(torch.uint8).contiguous().cpu()
+    return tensors
+
+
+def save_adapters(model: nn.Module, directory: str | Path) -> Path:
+    """Write adapters.safetensors + adapter_config.json (the base model is not copied)."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    save_state(model.adapter_state(), out / ADAPTER_WEIGHTS)  # sparse when pruned; "version": "2" in metadata
+    meta = {
+        "format": "lslo",
+        "version": 1,
+        "base_model": str(getattr(getattr(model.base, "config", None), "_name_or_path", "") or ""),
+        "lslo": model.config.to_dict(),
+        "encoder_routing": model.encoder_routing,
+        "decoder_routing": model.decoder_routing,
+        "language_tokens": dict(zip(model.tokens.codes, model.tokens.token_ids)) if model.tokens else None,
+    }
+    (out / ADAPTER_CONFIG).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+    return out
+
+
+def load_adapters(model: nn.Module, directory: str | Path, languages: Sequence[str] | None = None) -> None:
+    """Load saved adapters; with ``languages``, only those (others keep their current weights)."""
+    path = Path(directory) / ADAPTER_WEIGHTS
+    if not path.is_file():
+        raise AdapterError(f"{path}: no adapter weights found")
+    try:
+        state = load_state(path)  # version 1 (plain) or 2 (packed) files
+    except StorageError as e:
+        raise AdapterError(str(e)) from None
+    if languages is not None:
+        prefixes = tuple(f".{code}." for code in languages)
+        state = {k: v for k, v in state.items() if any(p in k for p in prefixes)}
+    expected: set[str] = set()
+    with torch.no_grad():
+        for name, m in model.lslo_modules().items():
+            for i, code in enumerate(m.languages):
+                if languages is not None and code not in languages:
+                    continue
+                r = int(m.ranks[i])
+                ka, kb = f"{name}.{code}.lora_A", f"{name}.{code}.lora_B"
+                expected.update((ka, kb))
+                for key, shape in ((ka, (r, m.in_features)), (kb, (m.out_features, r))):
+                    if key not in state:
+                        raise AdapterError(f"{path}: missing tensor {key}")
+                    if tuple(state[key].shape) != shape:
+                        raise AdapterError(f"{path}: {key} has shape {tuple(state[key].shape)}, expected {shape}")
+                m.lora_A[i].zero_()
+                m.lora_B[i].zero_()
+                m.lora_A[i, :r] = state[ka].to(m.lora_A.dtype)
+                m.lora_B[i, :, :r] = state[kb].to(m.lora_B.dtype)
+                m.mask_A[i] = m.valid_A()[i]
+                m.mask_B[i] = m.valid_B()[i]
+                km, kn = f"{name}.{code}.mask_A", f"{name}.{code}.mask_B"
+                if km in state:
+                    expected.update((km, kn))
+                    m.mask_A[i, :r] = state[km].bool()
+                    m.mask_B[i, :, :r] = state[kn].bool()
+    extra = sorted(set(state) - expected)
+    if extra:
+        raise AdapterError(f"{path}: unexpected tensor {extra[0]} (and {len(extra) - 1} more); config mismatch?")
+
+
+def from_pretrained(cls: type, adapter_dir: str | Path, base: nn.Module | str | None = None, tokenizer: Any = None):
+    """Load saved adapters into a freshly loaded base model (a model object or a directory)."""
+    cfg_path = Path(adapter_dir) / ADAPTER_CONFIG
+    if not cfg_path.is_file():
+        raise AdapterError(f"{cfg_path}: no adapter config found")
+    meta = json.loads(cfg_path.read_text(encoding="utf-8"))
+    if base is None or isinstance(base, (str, Path)):
+        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+        base_dir = str(base or meta.get("base_model") or "")
+        if not base_dir:
+            raise AdapterError(f"{cfg_path}: no base model recorded; pass base=")
+        base = AutoModelForSeq2SeqLM.from_pretrained(base_dir)
+        if tokenizer is None:
+            tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    config = LSLoConfig.from_dict(meta["lslo"], where="lslo")
+    model = cls(base, config, tokenizer)
+    if model.encoder_routing != meta["encoder_routing"] or model.decoder_routing != meta["decoder_routing"]:
+        raise AdapterError(f"{cfg_path}: saved routing does not match this base model's depth")
+    model.load_adapters(adapter_dir)
+    return model
