@@ -268,7 +268,7 @@ def test_search_config_errors(m2m_dir, flores_dir, tmp_path):
 def test_shipped_search_config_and_result_files(tmp_path):
     from pathlib import Path
 
-    from lslo.search.search import write_results
+    from lslo.search.run import write_results
     from lslo.training.config import RunConfig
 
     files = sorted((Path(__file__).resolve().parents[2] / "configs").glob("search-*.yaml"))

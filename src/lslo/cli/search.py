@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from lslo.search.search import SHARED, run_search
+from lslo.search import run_search
+from lslo.tuner.layer import SHARED
 
 
 def cmd_search(args: argparse.Namespace) -> int:
