@@ -104,7 +104,7 @@ def main() -> int:
                 continue
         cfg = RunConfig.from_dict(data)
         test = load_corpus(cfg.data.path, "devtest", cfg.lslo.codes)
-        spbleu = SpBleu(cfg.eval.spm_tokenizer, cfg.eval.spm_model)
+        spbleu = SpBleu.for_model(cfg.eval.spm_tokenizer, None, cfg.eval.spm_model)
         t0 = time.time()
         if name == "none":
             trainer = Trainer(cfg, run, quiet=True)

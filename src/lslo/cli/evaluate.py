@@ -18,7 +18,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     corpus = load_corpus(data, split, cfg.lslo.codes, fmt=cfg.data.format, empty=cfg.data.empty)
     dirs = run_directions(cfg, args.directions.split(",") if args.directions else cfg.eval.directions,
                           training=False)
-    spbleu = SpBleu(cfg.eval.spm_tokenizer, args.spm_model or cfg.eval.spm_model)
+    spbleu = SpBleu.for_model(cfg.eval.spm_tokenizer, model.tokenizer, args.spm_model or cfg.eval.spm_model)
     scores = evaluate_model(
         model, corpus, dirs, beam=args.beam or cfg.eval.beam, batch_size=args.batch_size or cfg.eval.batch_size,
         max_new_tokens=cfg.eval.max_new_tokens, length_penalty=cfg.eval.length_penalty, spbleu=spbleu,

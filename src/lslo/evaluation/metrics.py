@@ -24,10 +24,24 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def default_spm_tokenizer(tokenizer) -> str:
+    """sacrebleu's spBLEU tokenizer for a model family: ``flores200`` for NLLB (its tokenizer
+    class), ``flores101`` for M2M-100 and everything else (the paper reports ``--tokenize
+    flores101``)."""
+    name = type(tokenizer).__name__ if tokenizer is not None else ""
+    return "flores200" if name.startswith("Nllb") else "flores101"
+
+
 class SpBleu:
     """spBLEU with a known SentencePiece model, and a signature that names it."""
 
-    def __init__(self, preferred: str = "flores200", spm_model: str | None = None) -> None:
+    @classmethod
+    def for_model(cls, preferred: str, tokenizer, spm_model: str | None = None) -> SpBleu:
+        """``preferred`` ``auto`` picks by model family (:func:`default_spm_tokenizer`)."""
+        return cls(default_spm_tokenizer(tokenizer) if preferred == "auto" else preferred, spm_model)
+
+    def __init__(self, preferred: str = "flores101", spm_model: str | None = None) -> None:
+        self.preferred = preferred
         self.mode = None
         self.signature = ""
         sacre_dir = Path(os.environ.get("SACREBLEU", Path.home() / ".sacrebleu")) / "models"
@@ -46,7 +60,8 @@ class SpBleu:
             self.sp = spm.SentencePieceProcessor(model_file=str(path))
         if self.mode is not None:
             digest = _sha256(self.model_file)[:12]
-            name = preferred if self.mode == "sacrebleu" else f"spm:{self.model_file.name}"
+            # a local model stands in for sacrebleu's: the signature says so, and which it replaces
+            name = preferred if self.mode == "sacrebleu" else f"spm:{self.model_file.name}(instead-of:{preferred})"
             self.signature = f"spBLEU|tok:{name}|spm-sha256:{digest}|sacrebleu:{sacrebleu.__version__}"
 
     @property

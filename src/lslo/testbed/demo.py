@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest = json.loads((DEMO / "MANIFEST.json").read_text(encoding="utf-8"))
     dirs = demo_directions(manifest["levels"])
     test = load_corpus(cfg.data.path, "devtest", cfg.lslo.codes)
-    spbleu = SpBleu(cfg.eval.spm_tokenizer, cfg.eval.spm_model)
+    spbleu = SpBleu.for_model(cfg.eval.spm_tokenizer, None, cfg.eval.spm_model)
     ev = dict(beam=cfg.eval.beam, batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
               spbleu=spbleu, max_segments=args.segments)
     print(f"lslo demo: 12 languages (high {manifest['levels']['high']}, medium {manifest['levels']['medium']}, "

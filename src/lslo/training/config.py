@@ -85,6 +85,8 @@ class TrainConfig:
     adam_eps: float = 1e-8
     weight_decay: float = 0.0
     label_smoothing: float = 0.2
+    # fairseq (the paper): the target-language token is forced, never predicted (no label)
+    predict_language_token: bool = False
     dropout: float = 0.1
     clip_norm: float = 0.0  # 0 = no clipping
     precision: str = "auto"  # auto (bf16 on a bf16-capable GPU, else fp32) | bf16 | fp16 | fp32
@@ -102,7 +104,9 @@ class EvalConfig:
     batch_size: int = 32
     length_penalty: float = 1.0
     spm_model: str | None = None  # SentencePiece model for spBLEU when sacrebleu's flores model is absent
-    spm_tokenizer: str = "flores200"  # flores101 | flores200: sacrebleu's model, used when present locally
+    # auto | flores101 | flores200: sacrebleu's model, used when present locally; auto = flores200
+    # for NLLB, flores101 for M2M-100 and the paper configs
+    spm_tokenizer: str = "auto"
     directions: list[str] | None = None
     max_segments: int | None = None  # evaluate on the first N test segments of every direction
 
@@ -159,8 +163,8 @@ class RunConfig:
                 raise ConfigError("trainable_languages: pruning pools languages together; disable pruning.enabled")
         if self.eval.beam < 1:
             raise ConfigError(f"eval.beam: expected an integer >= 1, got {self.eval.beam!r}")
-        if self.eval.spm_tokenizer not in ("flores101", "flores200"):
-            raise ConfigError(f"eval.spm_tokenizer: expected flores101 or flores200, got {self.eval.spm_tokenizer!r}")
+        if self.eval.spm_tokenizer not in ("auto", "flores101", "flores200"):
+            raise ConfigError(f"eval.spm_tokenizer: expected auto, flores101 or flores200, got {self.eval.spm_tokenizer!r}")
         return self
 
     def adapter_config(self) -> LSLoConfig:

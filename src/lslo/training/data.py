@@ -15,8 +15,10 @@ from lslo.tuner.model import LSLoModel
 class TokenizedCorpus:
     """A multi-way corpus with every segment tokenized once (no special tokens)."""
 
-    def __init__(self, corpus: MultiWayCorpus, tokenizer, max_length: int) -> None:
+    def __init__(self, corpus: MultiWayCorpus, tokenizer, max_length: int,
+                 label_language_token: bool = False) -> None:
         self.corpus = corpus
+        self.label_language_token = label_language_token
         self.max_length = max_length
         self.pieces: dict[str, list[list[int]]] = {}
         for lang in corpus.languages:
@@ -34,6 +36,7 @@ class TokenizedCorpus:
             [e.tgt for e in examples],
             [self.pieces[e.tgt][e.seg_index] for e in examples],
             max_length=self.max_length,
+            label_language_token=self.label_language_token,
         )
 
 

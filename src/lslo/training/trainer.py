@@ -164,8 +164,9 @@ class Trainer:
         cfg, t = self.cfg, self.cfg.train
         self.splits = load_splits(cfg)
         self.directions = run_directions(cfg)
-        self.train_data = TokenizedCorpus(self.splits["train"], self.tokenizer, cfg.data.max_length)
-        self.valid_data = (TokenizedCorpus(self.splits["valid"], self.tokenizer, cfg.data.max_length)
+        lab = t.predict_language_token
+        self.train_data = TokenizedCorpus(self.splits["train"], self.tokenizer, cfg.data.max_length, lab)
+        self.valid_data = (TokenizedCorpus(self.splits["valid"], self.tokenizer, cfg.data.max_length, lab)
                            if self.splits["valid"] is not None else None)
         self.sampler = DirectionBatchSampler(
             self.splits["train"], self.directions, self.train_data.length, t.max_tokens,
@@ -439,10 +440,10 @@ class Trainer:
                            interrupted)
 
     def _end_epoch(self, start: float) -> None:
-        valid = self.validate()
         self.epoch += 1
         if self.pruner and self.cfg.pruning.unit == "epoch":
             self.pruner.step(self.epoch)
+        valid = self.validate()  # after this epoch's pruning: "best" is saved as it was validated
         self._log({"kind": "valid", "step": self.step, "epoch": self.epoch,
                    "loss": "" if valid is None else f"{valid:.6f}",
                    "prune_ratio": f"{self.pruner.current_ratio:.4f}" if self.pruner else "",

@@ -167,8 +167,21 @@ def build_batch(
     tgt_langs: Sequence[str],
     tgt_pieces: Sequence[Sequence[int]] | None = None,
     max_length: int | None = None,
+    label_language_token: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """Build model inputs from already tokenized pieces (no special tokens)."""
+    """Build model inputs from already tokenized pieces (no special tokens).
+
+    Args:
+        label_language_token: keep the target-language token as a prediction target. Off by
+            default, as in fairseq (the paper's toolkit): the token is forced as the decoder's
+            first input at generation, so predicting it is a trivial target that only dilutes
+            the loss; its label is -100. Languages without a token (``token: none``) have no
+            such label to drop.
+
+    Returns:
+        ``input_ids``/``attention_mask`` (N, S), ``src_lang``/``tgt_lang`` (N,), and with
+        ``tgt_pieces`` ``labels``/``decoder_input_ids``/``decoder_attention_mask`` (N, T).
+    """
     src_idx = [tokens.index(code) for code in src_langs]
     tgt_idx = [tokens.index(code) for code in tgt_langs]
     inputs = [_with_lang(p, tokens.token_ids[li], tokens.eos_id, max_length) for p, li in zip(src_pieces, src_idx)]
@@ -183,6 +196,9 @@ def build_batch(
         labels = [_with_lang(p, tokens.token_ids[li], tokens.eos_id, max_length) for p, li in zip(tgt_pieces, tgt_idx)]
         dec_in = [[tokens.decoder_start_id] + lab[:-1] for lab in labels]
         batch["labels"] = _pad(labels, tokens.pad_id, pad_value_labels=True)
+        if not label_language_token:
+            has_token = torch.tensor([tokens.token_ids[li] is not None for li in tgt_idx], dtype=torch.bool)
+            batch["labels"][has_token, 0] = -100
         batch["decoder_input_ids"] = _pad(dec_in, tokens.pad_id)
         batch["decoder_attention_mask"] = _lengths_mask(dec_in, batch["decoder_input_ids"].shape[1])
     return batch
