@@ -80,3 +80,86 @@ def test_best_checkpoint_holds_what_was_validated(m2m_dir, flores_dir, tmp_path,
     best_seen = min(final, key=lambda s: s[0])
     assert kept_best == best_seen[1]
     assert torch.isfinite(torch.tensor(best_seen[0]))
+
+
+def _one_update_grads(cfg_path, tmp_path, precision, scale_loss=1.0):
+    cfg = RunConfig.load(cfg_path, [f"train.precision={precision}"])
+    tr = Trainer(cfg, tmp_path / f"g-{precision}", device="cpu", quiet=True)
+    tr.setup()
+    tr.sampler.set_epoch(0)
+    group = [next(iter(tr.sampler))]
+    import lslo.training.trainer as T
+
+    real = T.forward_loss
+
+    def tiny(model, batch, smoothing):  # shrink the loss as a big batch's token normalisation would
+        loss, n = real(model, batch, smoothing)
+        return loss * scale_loss, n
+
+    T.forward_loss = tiny
+    try:
+        captured = {}
+        orig_step = tr.scaler.step
+
+        def grab(opt, *a, **k):
+            captured.update({n: p.grad.detach().clone() for n, p in tr.model.named_parameters()
+                             if p.requires_grad and p.grad is not None})
+            return orig_step(opt, *a, **k)
+
+        tr.scaler.step = grab
+        with torch.no_grad():  # B != 0 so that A's and B's gradients are both non-trivial
+            for m in tr.model.lslo_modules().values():
+                m.lora_B.normal_(0, 0.02, generator=torch.Generator().manual_seed(0))
+        tr._update(group)
+    finally:
+        T.forward_loss = real
+    return captured, tr
+
+
+def test_fp16_uses_loss_scaling_and_small_gradients_survive(m2m_dir, flores_dir, tmp_path):
+    cfg_path = write_run_config(tmp_path / "c.yaml", m2m_dir, flores_dir, tmp_path / "run", max_steps=1)
+    g32, _ = _one_update_grads(cfg_path, tmp_path, "fp32")
+    g16, tr = _one_update_grads(cfg_path, tmp_path, "fp16")
+    assert tr.scaler.is_enabled() and tr.scaler.get_scale() > 1
+
+    def nonzero(grads):
+        return sum(int((g != 0).sum()) for g in grads.values())
+
+    assert nonzero(g32) > 0 and nonzero(g16) >= 0.99 * nonzero(g32)
+    # the same update without loss scaling: most small adapter gradients flush to 0 in fp16
+    real = torch.amp.GradScaler
+    try:
+        torch.amp.GradScaler = lambda device, enabled: real(device, enabled=False)
+        unscaled, _ = _one_update_grads(cfg_path, tmp_path, "fp16")
+    finally:
+        torch.amp.GradScaler = real
+    assert nonzero(unscaled) < 0.6 * nonzero(g32)
+    # and the unscaled fp16 gradients agree with fp32 in size
+    n32 = torch.sqrt(sum((g.double() ** 2).sum() for g in g32.values()))
+    n16 = torch.sqrt(sum((g.double() ** 2).sum() for g in g16.values()))
+    assert abs(float(n16 / n32) - 1) < 0.05
+
+
+def test_nonfinite_updates_are_skipped_then_training_stops(m2m_dir, flores_dir, tmp_path, capsys, monkeypatch):
+    import lslo.training.trainer as T
+
+    run = tmp_path / "run"
+    cfg = write_run_config(tmp_path / "c.yaml", m2m_dir, flores_dir, run, epochs=4, save_every_steps=1)
+    real = T.forward_loss
+    calls = {"n": 0}
+
+    def nan_after_two_updates(model, batch, smoothing):
+        calls["n"] += 1
+        loss, n = real(model, batch, smoothing)
+        return (loss * float("nan") if calls["n"] > 4 else loss), n  # update_freq 2: 2 good updates
+
+    monkeypatch.setattr(T, "forward_loss", nan_after_two_updates)
+    code = main(["train", str(cfg), "--quiet", "--set", "train.max_nonfinite_updates=3"])
+    err = capsys.readouterr().err
+    assert code == 2 and "training diverged: 3 updates in a row" in err and "Traceback" not in err
+    from lslo.training import load_run
+
+    _, model = load_run(run, checkpoint="last")
+    assert all(torch.isfinite(p).all() for p in model.adapter_parameters())
+    state = torch.load(run / "checkpoints" / "last" / "trainer_state.pt", weights_only=False)
+    assert state["step"] == 2  # the skipped updates did not count

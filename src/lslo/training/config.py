@@ -89,6 +89,9 @@ class TrainConfig:
     predict_language_token: bool = False
     dropout: float = 0.1
     clip_norm: float = 0.0  # 0 = no clipping
+    # an update whose loss or gradients are NaN/inf is skipped (weights untouched, as fairseq and
+    # HF's scaler do); this many in a row stop training with an error
+    max_nonfinite_updates: int = 10
     precision: str = "auto"  # auto (bf16 on a bf16-capable GPU, else fp32) | bf16 | fp16 | fp32
     seed: int = 1
     save_every_steps: int = 0  # 0: checkpoint at the end of each epoch only

@@ -131,6 +131,10 @@ class Trainer:
             bf16_ok = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
             self.precision = "bf16" if bf16_ok else "fp32"
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        # fp16 needs loss scaling or small adapter gradients underflow to 0; bf16 does not
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        self.nonfinite_in_a_row = 0
+        self.skipped_updates = 0
 
     # ---------------------------------------------------------------- setup
     def make_model(self, base, tokenizer) -> LSLoModel:
@@ -247,6 +251,8 @@ class Trainer:
             "best_valid": self.best_valid,
             "first_loss": self.first_loss,
             "last_loss": self.last_loss,
+            "scaler": self.scaler.state_dict(),
+            "nonfinite": [self.nonfinite_in_a_row, self.skipped_updates],
         }
 
     def _barrier(self) -> None:
@@ -254,6 +260,10 @@ class Trainer:
             self.accelerator.wait_for_everyone()
 
     def save_checkpoint(self, name: str = "last", with_state: bool = True) -> None:
+        bad = next((n for n, p in self.model.named_parameters() if p.requires_grad and not torch.isfinite(p).all()), None)
+        if bad is not None:  # never replace a good checkpoint with NaN/inf weights
+            raise RunError(f"{self.run_dir}: not saving checkpoint '{name}': {bad} holds NaN/inf values")
+
         def write(tmp: Path) -> None:
             save_weights(self.model, tmp, self.cfg.method)
             if with_state:
@@ -278,6 +288,9 @@ class Trainer:
         set_rng_state(state["rng"])
         self.step, self.epoch = state["step"], state["epoch"]
         self.best_valid, self.first_loss, self.last_loss = state["best_valid"], state["first_loss"], state["last_loss"]
+        if "scaler" in state:  # runs saved before loss scaling existed have neither
+            self.scaler.load_state_dict(state["scaler"])
+            self.nonfinite_in_a_row, self.skipped_updates = state["nonfinite"]
 
     # ---------------------------------------------------------------- logging
     def _log(self, row: dict[str, Any]) -> None:
@@ -305,8 +318,11 @@ class Trainer:
             return torch.autocast(self.device.type, enabled=False)
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
-    def _update(self, group: list[list[Example]]) -> tuple[float, int]:
-        """One optimizer update over ``update_freq`` batches; loss normalised by the update's tokens."""
+    def _update(self, group: list[list[Example]]) -> tuple[float | None, int]:
+        """One optimizer update over ``update_freq`` batches; loss normalised by the update's tokens.
+
+        Returns ``(loss, tokens)``; the loss is None when the update was skipped because its loss
+        or gradients were not finite (the weights and the step count are then unchanged)."""
         self.model.train()
         batches = [self.train_data.batch(self.model, b) for b in group]
         n_tokens = sum(int((b["labels"] != -100).sum()) for b in batches)  # of the whole update, every rank
@@ -317,7 +333,7 @@ class Trainer:
         for b in batches[self.rank :: self.world]:
             with self._autocast():
                 loss, _ = forward_loss(self.model, _to(b, self.device), self.cfg.train.label_smoothing)
-            (loss / n_tokens).backward()
+            self.scaler.scale(loss / n_tokens).backward()
             total += float(loss.detach())
         if self.world > 1:
             import torch.distributed as dist
@@ -329,12 +345,38 @@ class Trainer:
             total = total.to(self.device)
             dist.all_reduce(total, op=dist.ReduceOp.SUM)
         total = float(total)
+        self.scaler.unscale_(self.optimizer)
+        if not (math.isfinite(total) and self._grads_finite()):
+            return self._skip_update(total)
+        self.nonfinite_in_a_row = 0
         if self.cfg.train.clip_norm > 0:
             torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], self.cfg.train.clip_norm)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.scheduler.step()
         self.step += 1
         return total / n_tokens, n_tokens
+
+    def _grads_finite(self) -> bool:
+        flags = [torch.isfinite(p.grad).all() for p in self.trainable if p.grad is not None]
+        return bool(torch.stack(flags).all()) if flags else True
+
+    def _skip_update(self, total: float) -> tuple[None, int]:
+        """Drop an update with a NaN/inf loss or gradient; stop after too many in a row."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler.is_enabled():
+            self.scaler.update()  # lowers the loss scale after an fp16 overflow
+        self.nonfinite_in_a_row += 1
+        self.skipped_updates += 1
+        limit = self.cfg.train.max_nonfinite_updates
+        if not self.quiet:
+            tqdm.write(f"lslo: skipped update {self.step + 1}: non-finite {'loss' if not math.isfinite(total) else 'gradients'}"
+                       f" ({self.nonfinite_in_a_row} in a row, limit train.max_nonfinite_updates={limit})")
+        if self.nonfinite_in_a_row >= limit:
+            raise RunError(f"training diverged: {self.nonfinite_in_a_row} updates in a row had a non-finite loss or "
+                           f"gradients (step {self.step}; last good checkpoint kept). Lower train.lr, "
+                           "use bf16/fp32, or set train.clip_norm")
+        return None, 0
 
     @torch.no_grad()
     def validate(self) -> float | None:
@@ -407,6 +449,9 @@ class Trainer:
                 halted = False
                 for group in self._groups():
                     loss, n_tok = self._update(group)
+                    if loss is None:  # skipped: non-finite loss or gradients
+                        bar.update(1)
+                        continue
                     self.first_loss = loss if self.first_loss is None else self.first_loss
                     self.last_loss = loss
                     if self.pruner and cfg.pruning.unit == "step":
@@ -457,7 +502,8 @@ class Trainer:
             tqdm.write(msg)
         # With pruning, only a checkpoint at the final ratio is a fair "best".
         pruning_done = self.pruner is None or self.pruner.current_ratio >= self.cfg.pruning.entry_final_ratio - 1e-9
-        if valid is not None and pruning_done and (self.best_valid is None or valid < self.best_valid):
+        if (valid is not None and math.isfinite(valid) and pruning_done
+                and (self.best_valid is None or valid < self.best_valid)):
             self.best_valid = valid
             self.save_checkpoint("best", with_state=False)
         self.save_checkpoint()
