@@ -295,3 +295,37 @@ def test_cli_wiring(capsys):
     assert "search" in sub.choices
     assert main(["search", "/nonexistent.yaml"]) == 2
     assert "no such config file" in capsys.readouterr().err
+
+
+def test_search_can_start_from_a_trained_lslo_run(m2m_dir, flores_dir, tmp_path):
+    """init_from in a search config: each layer of the source run fills the side it was routed by."""
+    from conftest import write_run_config
+
+    from lslo.cli.main import main
+    from lslo.training import load_run
+
+    src_run = tmp_path / "src"
+    cfg = write_run_config(tmp_path / "src.yaml", m2m_dir, flores_dir, src_run, max_steps=2)
+    assert main(["train", str(cfg), "--quiet"]) == 0
+    _, trained = load_run(src_run)
+    search_cfg = _search_config(tmp_path, m2m_dir, flores_dir, {"train": {"max_steps": 1}})
+    data = yaml.safe_load(search_cfg.read_text())
+    data["init_from"] = str(src_run)
+    data["lslo"]["languages"] = yaml.safe_load(cfg.read_text())["lslo"]["languages"]
+    search_cfg.write_text(yaml.safe_dump(data))
+    from lslo.search import SearchTrainer, load_search_config
+
+    run_cfg, search, _ = load_search_config(search_cfg, [])
+    tr = SearchTrainer(run_cfg, tmp_path / "s", search, device="cpu", quiet=True)
+    tr.setup()  # loads init_from; raised TypeError before
+    plain = trained.lslo_modules()
+    filled = 0
+    for dual in tr.model.dual_modules().values():
+        route = trained.encoder_routing if dual.side == "encoder" else trained.decoder_routing
+        side = route[dual.layer]
+        src_m = plain[dual.name]
+        assert torch.equal(dual.adapters[side].lora_B, src_m.lora_B)
+        other = "target" if side == "source" else "source"
+        assert not dual.adapters[other].lora_B.any()  # the other side keeps its zero init
+        filled += int(src_m.lora_B.any())
+    assert filled > 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from lslo.training import RunError
 from lslo.tuner.config import DECODER_POSITIONS, ENCODER_POSITIONS, ConfigError, LSLoConfig
 from lslo.tuner.layer import LSLoLinear
 from lslo.tuner.model import SHARED, LSLoModel
+from lslo.tuner.serialization import ADAPTER_CONFIG, ADAPTER_WEIGHTS, load_adapter_state, read_adapter_state
 
 
 def _logit_key(side: str, layer: int, position: str | None) -> str:
@@ -112,11 +115,17 @@ class SearchModel(LSLoModel):
                   str(out / MIXING_WEIGHTS), metadata={"format": "lslo-search", "version": "1"})
         return out
 
-    def load_adapters(self, directory: str | Path) -> None:
+    def load_adapters(self, directory: str | Path, languages: Sequence[str] | None = None) -> None:
+        """A search checkpoint (adapters + mixing weights), or, for ``init_from``, the adapters of a
+        plain LSLo run: each of its layers fills the side (source/target) it was routed by there;
+        the other side and the mixing weights keep their initial values."""
         from safetensors.torch import load_file
 
-        super().load_adapters(directory)
         path = Path(directory) / MIXING_WEIGHTS
+        if not path.is_file() and (Path(directory) / ADAPTER_CONFIG).is_file():
+            self._load_plain_adapters(Path(directory), languages)
+            return
+        super().load_adapters(directory, languages)
         if not path.is_file():
             raise RunError(f"{path}: no mixing weights (not a search checkpoint?)")
         state = load_file(str(path))
@@ -141,3 +150,21 @@ class SearchModel(LSLoModel):
             per_position=search.per_position, temperature=search.temperature,
             logits={k: v.cpu().tolist() for k, v in self.mixing_logits().items()},
         )
+
+    def _load_plain_adapters(self, directory: Path, languages: Sequence[str] | None) -> None:
+        meta = json.loads((directory / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+        routes = {"encoder": meta.get("encoder_routing"), "decoder": meta.get("decoder_routing")}
+        if not all(isinstance(r, list) for r in routes.values()):
+            raise RunError(f"{directory / ADAPTER_CONFIG}: no per-layer routing recorded")
+        state = read_adapter_state(directory)
+        renamed, targets = {}, set()
+        for dual in self.dual_modules().values():
+            route = routes[dual.side][dual.layer]
+            inner = f"{dual.name}.{route}"
+            targets.add(inner)
+            prefix = f"{dual.name}."
+            for key, value in state.items():
+                rest = key[len(prefix):] if key.startswith(prefix) else None
+                if rest is not None and rest.count(".") == 1:  # <code>.<tensor>
+                    renamed[f"{inner}.{rest}"] = value
+        load_adapter_state(self, renamed, directory / ADAPTER_WEIGHTS, languages, modules=targets)

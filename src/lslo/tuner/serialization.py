@@ -59,18 +59,36 @@ def save_adapters(model: nn.Module, directory: str | Path) -> Path:
 def load_adapters(model: nn.Module, directory: str | Path, languages: Sequence[str] | None = None) -> None:
     """Load saved adapters; with ``languages``, only those (others keep their current weights)."""
     path = Path(directory) / ADAPTER_WEIGHTS
+    load_adapter_state(model, read_adapter_state(directory), path, languages)
+
+
+def read_adapter_state(directory: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of ``directory``'s adapter file (version 1 plain or 2 packed)."""
+    path = Path(directory) / ADAPTER_WEIGHTS
     if not path.is_file():
         raise AdapterError(f"{path}: no adapter weights found")
     try:
-        state = load_state(path)  # version 1 (plain) or 2 (packed) files
+        return load_state(path)
     except StorageError as e:
         raise AdapterError(str(e)) from None
+
+
+def load_adapter_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path,
+                       languages: Sequence[str] | None = None, modules: set[str] | None = None) -> None:
+    """Copy ``state`` into the model's adapters (``path`` names the source in errors).
+
+    Args:
+        languages: only these languages' tensors are read and must be present.
+        modules: only these adapter modules (by name) are filled; the others keep their weights.
+    """
     if languages is not None:
         prefixes = tuple(f".{code}." for code in languages)
         state = {k: v for k, v in state.items() if any(p in k for p in prefixes)}
     expected: set[str] = set()
     with torch.no_grad():
         for name, m in model.lslo_modules().items():
+            if modules is not None and name not in modules:
+                continue
             for i, code in enumerate(m.languages):
                 if languages is not None and code not in languages:
                     continue
