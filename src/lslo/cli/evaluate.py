@@ -7,26 +7,88 @@ import sys
 from pathlib import Path
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (0 or a negative number is a usage error, not a default)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def evaluation_corpus(cfg, data: str | None, split: str | None):
+    """(corpus of the run's languages present in the data, data label, split label).
+
+    FLORES directories may hold only some of the run's languages; TSV/JSONL files are read
+    whole (``--split`` is for FLORES only); without ``--data`` a run trained with
+    ``data.split_ratios`` is scored on its own test part."""
+    from lslo.data.corpus import CorpusError, load_corpus, read_flores
+    from lslo.training import load_splits
+
+    d = cfg.data
+    if data is None and d.split_ratios:
+        return load_splits(cfg)["test"], str(d.path), "test (data.split_ratios)"
+    path = Path(data or d.path)
+    if path.is_dir() and d.format in ("auto", "flores"):
+        split = split or d.test_split
+        if split is None:
+            raise CorpusError(f"{path}: a FLORES directory needs --split (dev or devtest)")
+        corpus = read_flores(path, split, None, empty=d.empty)  # every language file that is there
+    else:
+        if split is not None and path.is_file():
+            raise CorpusError(f"--split {split}: {path} is a {path.suffix or 'plain'} file; --split applies "
+                              "to FLORES directories (a TSV/JSONL file is scored whole)")
+        corpus = load_corpus(path, None, None, fmt=d.format, empty=d.empty)
+        split = "all"
+    present = [c for c in cfg.lslo.codes if c in corpus.languages]
+    if len(present) < 2:
+        raise CorpusError(f"{path}: holds {len(present)} of the run's languages ({', '.join(cfg.lslo.codes)}); "
+                          "need at least two")
+    return corpus.subset(present), str(path), split
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from lslo.data.corpus import load_corpus
+    from lslo.data.corpus import CorpusError
     from lslo.evaluation import SpBleu, evaluate_model, markdown_table, write_scores
     from lslo.training import load_run, run_directions
 
     cfg, model = load_run(args.run, checkpoint=args.checkpoint, device=args.device)
-    data = args.data or cfg.data.path
-    split = args.split or cfg.data.test_split
-    corpus = load_corpus(data, split, cfg.lslo.codes, fmt=cfg.data.format, empty=cfg.data.empty)
-    dirs = run_directions(cfg, args.directions.split(",") if args.directions else cfg.eval.directions,
-                          training=False)
-    spbleu = SpBleu.for_model(cfg.eval.spm_tokenizer, model.tokenizer, args.spm_model or cfg.eval.spm_model)
+    corpus, data_label, split = evaluation_corpus(cfg, args.data, args.split)
+    wanted = run_directions(cfg, args.directions.split(",") if args.directions else cfg.eval.directions,
+                            training=False)
+    dirs = [(s, t) for s, t in wanted if s in corpus.languages and t in corpus.languages]
+    skipped = [f"{s}-{t}" for s, t in wanted if (s, t) not in dirs]
+    if not dirs:
+        raise CorpusError(f"{data_label}: none of the {len(wanted)} requested directions has both languages "
+                          f"(present: {', '.join(corpus.languages)})")
+    if skipped and not args.quiet:
+        print(f"lslo evaluate: skipped {len(skipped)} direction(s) whose languages are not in {data_label}: "
+              f"{', '.join(skipped[:12])}{' ...' if len(skipped) > 12 else ''}", file=sys.stderr)
+    e = cfg.eval
+    spbleu = SpBleu.for_model(e.spm_tokenizer, model.tokenizer, args.spm_model or e.spm_model)
     scores = evaluate_model(
-        model, corpus, dirs, beam=args.beam or cfg.eval.beam, batch_size=args.batch_size or cfg.eval.batch_size,
-        max_new_tokens=cfg.eval.max_new_tokens, length_penalty=cfg.eval.length_penalty, spbleu=spbleu,
-        max_segments=args.max_segments or cfg.eval.max_segments, quiet=args.quiet,
+        model, corpus, dirs, beam=args.beam or e.beam, batch_size=args.batch_size or e.batch_size,
+        max_new_tokens=args.max_new_tokens or e.max_new_tokens, length_penalty=e.length_penalty, spbleu=spbleu,
+        max_segments=args.max_segments or e.max_segments, quiet=args.quiet,
     )
-    out = Path(args.out or Path(args.run) / f"eval-{split}-{args.checkpoint}")
-    title = f"{cfg.method} ({args.checkpoint}) on {split}"
-    write_scores(scores, out, title, codes=cfg.lslo.codes)
+    used = model.loaded_checkpoint
+    scores["evaluated"] = {"run": str(args.run), "data": data_label, "split": split, "checkpoint": used,
+                           "checkpoint_asked": args.checkpoint, "segments": len(corpus),
+                           "languages": list(corpus.languages), "skipped_directions": skipped}
+    if args.out:
+        out = Path(args.out)
+    else:
+        base = Path(args.run) if Path(args.run).is_dir() else Path(args.run).with_suffix("")
+        same_data = args.data is None or Path(args.data).resolve() == Path(cfg.data.path).resolve()
+        tag = split.split(" ")[0] if same_data else f"{Path(data_label).name}-{split}"
+        out = (base / f"eval-{tag}-{used}") if Path(args.run).is_dir() else Path(f"{base}-eval-{tag}-{used}")
+    if (out / "scores.json").exists() and not args.overwrite:
+        raise CorpusError(f"{out}: already holds scores; pass --overwrite or --out DIR")
+    note = f" ('{args.checkpoint}' asked; the run has none)" if used != args.checkpoint else ""
+    title = f"{cfg.method} ({used}{note}) on {Path(data_label).name} {split}"
+    write_scores(scores, out, title, codes=list(corpus.languages))
     print(markdown_table(scores, title))
     print(f"wrote {out}/scores.json, scores.md, heatmap.png, hyps/")
     return 0
@@ -34,8 +96,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_translate(args: argparse.Namespace) -> int:
     from lslo.training import load_run
+    from lslo.tuner.langcodes import to_short
 
-    _, model = load_run(args.run, checkpoint=args.checkpoint, device=args.device)
+    cfg, model = load_run(args.run, checkpoint=args.checkpoint, device=args.device)
+    src, tgt = (_run_code(cfg, code, to_short) for code in (args.src, args.tgt))
     if args.input:
         path = Path(args.input)
         if not path.is_file():
@@ -46,8 +110,10 @@ def cmd_translate(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"--input {path}: not UTF-8 text (byte {e.start})") from None
     else:
         lines = sys.stdin.read().splitlines()
-    out = model.translate(lines, [args.src] * len(lines), [args.tgt] * len(lines), batch_size=args.batch_size,
-                          num_beams=args.beam, max_new_tokens=args.max_new_tokens)
+    e = cfg.eval
+    out = model.translate(lines, [src] * len(lines), [tgt] * len(lines), batch_size=args.batch_size or e.batch_size,
+                          num_beams=args.beam or e.beam, max_new_tokens=args.max_new_tokens or e.max_new_tokens,
+                          length_penalty=e.length_penalty)
     text = "\n".join(out) + ("\n" if out else "")
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
@@ -56,35 +122,52 @@ def cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_code(cfg, code: str, to_short) -> str:
+    """The run's code for ``code`` given as the run's own, FLORES-101/200 or ``__xx__`` token form."""
+    from lslo.tuner.languages import LanguageError
+
+    if code in cfg.lslo.codes:
+        return code
+    try:
+        short = to_short(code)
+    except Exception:
+        short = None
+    if short in cfg.lslo.codes:
+        return short
+    raise LanguageError(f"language {code!r} is not one of the run's languages ({', '.join(cfg.lslo.codes)})")
+
+
 def add_parser(sub) -> None:
     """Register ``lslo evaluate`` and ``lslo translate``."""
     e = sub.add_parser("evaluate", help="beam search in every direction; spBLEU / chrF++ per direction and group",
                        description="Translate a test split in every direction and score it.")
-    e.add_argument("run", help="run directory")
+    e.add_argument("run", help="run directory (or a run config file, with --checkpoint none: its base model)")
     e.add_argument("--data", help="corpus path (default: data.path of the run)")
     e.add_argument("--split", help="split to evaluate (default: data.test_split, e.g. devtest)")
     e.add_argument("--checkpoint", default="best", choices=["best", "last", "none"],
                    help="which weights; 'none' evaluates the base model (adapters at zero)")
     e.add_argument("--directions", help="comma-separated list, e.g. en-fr,fr-en (default: all)")
-    e.add_argument("--beam", type=int, help="beam size (default: eval.beam, 5)")
-    e.add_argument("--batch-size", type=int)
-    e.add_argument("--max-segments", type=int, help="only the first N segments of every direction")
+    e.add_argument("--beam", type=positive_int, help="beam size (default: eval.beam, 5)")
+    e.add_argument("--batch-size", type=positive_int, help="sentences per batch (default: eval.batch_size, 32)")
+    e.add_argument("--max-new-tokens", type=positive_int, help="default: eval.max_new_tokens, 200")
+    e.add_argument("--max-segments", type=positive_int, help="only the first N segments of every direction")
     e.add_argument("--spm-model", help="SentencePiece model for spBLEU when sacrebleu's flores model is absent")
-    e.add_argument("--out", help="output directory (default: RUN/eval-SPLIT-CHECKPOINT)")
+    e.add_argument("--out", help="output directory (default: RUN/eval-[DATA-]SPLIT-CHECKPOINT)")
+    e.add_argument("--overwrite", action="store_true", help="replace the scores already in the output directory")
     e.add_argument("--device")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_evaluate)
 
     tr = sub.add_parser("translate", help="translate stdin (or a file) from --src to --tgt",
                         description="Translate lines with a trained run.")
-    tr.add_argument("run")
-    tr.add_argument("--src", required=True)
-    tr.add_argument("--tgt", required=True)
+    tr.add_argument("run", help="run directory (or a run config file, with --checkpoint none)")
+    tr.add_argument("--src", required=True, help="source language: the run's code, FLORES-101/200 or __xx__")
+    tr.add_argument("--tgt", required=True, help="target language (as --src)")
     tr.add_argument("--input", help="input file (default: stdin)")
     tr.add_argument("--output", help="output file (default: stdout)")
     tr.add_argument("--checkpoint", default="best", choices=["best", "last", "none"])
-    tr.add_argument("--beam", type=int, default=5)
-    tr.add_argument("--batch-size", type=int, default=32)
-    tr.add_argument("--max-new-tokens", type=int, default=200)
+    tr.add_argument("--beam", type=positive_int, help="beam size (default: eval.beam, 5)")
+    tr.add_argument("--batch-size", type=positive_int, help="sentences per batch (default: eval.batch_size, 32)")
+    tr.add_argument("--max-new-tokens", type=positive_int, help="default: eval.max_new_tokens, 200")
     tr.add_argument("--device")
     tr.set_defaults(func=cmd_translate)

@@ -126,22 +126,51 @@ def saved_rank(meta: dict[str, Any], code: str) -> int:
     raise KeyError(code)
 
 
+def resolve_device(device: str | None) -> torch.device:
+    """``cpu`` / ``cuda`` / ``cuda:N`` (default: cuda when available); anything else is a one-line error."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise RunError(f"--device {device}: expected cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RunError(f"--device {device}: CUDA is not available on this machine (use --device cpu)")
+    if dev.type not in ("cpu", "cuda"):
+        raise RunError(f"--device {device}: expected cpu, cuda or cuda:N")
+    return dev
+
+
 def load_run(run_dir: str | Path, checkpoint: str = "last", device: str | None = None):
-    """(config, model) of a run directory, weights from the named checkpoint."""
+    """(config, model) of a run directory, weights from the named checkpoint.
+
+    ``run_dir`` may also be a run config file with ``checkpoint="none"``: the base model of that
+    config, with its adapters at their zero init (to score a base before any training). The model's
+    ``loaded_checkpoint`` says which weights were loaded: ``best``, ``last`` (also when ``best`` was
+    asked for but the run has none, e.g. without a validation split) or ``none``.
+    """
     run = Path(run_dir)
-    cfg_path = run / "config.yaml"
-    if not cfg_path.is_file():
-        raise RunError(f"{run}: not a run directory (no config.yaml)")
+    if run.is_file():
+        if checkpoint != "none":
+            raise RunError(f"{run}: a config file has no trained weights; use --checkpoint none or a run directory")
+        cfg_path = run
+    else:
+        cfg_path = run / "config.yaml"
+        if not cfg_path.is_file():
+            raise RunError(f"{run}: not a run directory (no config.yaml)")
+    dev = resolve_device(device)
     cfg = RunConfig.load(cfg_path)
     base, tok = load_base(cfg)
     model = build_model(cfg, base, tok)
+    used = "none"
     if checkpoint != "none":  # "none": the base model as it is (adapters at their zero init)
         try:
-            ckpt = checkpoint_dir(run, checkpoint)
+            ckpt, used = checkpoint_dir(run, checkpoint), checkpoint
         except RunError:
             if checkpoint != "best":
                 raise
-            ckpt = checkpoint_dir(run, "last")  # no validation split: last is the result
+            ckpt, used = checkpoint_dir(run, "last"), "last"  # no validation split: last is the result
         load_weights(model, ckpt, cfg.method)
-    model.to(torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))).eval()
+    model.loaded_checkpoint = used
+    model.to(dev).eval()
     return cfg, model

@@ -1,0 +1,114 @@
+"""Evaluation and translation a user can point anywhere: partial test sets, TSV/JSONL, a record
+of what was scored, one set of options for evaluate and translate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from conftest import segments, write_run_config
+
+from lslo.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def trained(m2m_dir, flores_dir, tmp_path_factory):
+    d = tmp_path_factory.mktemp("ev")
+    run = d / "run"
+    cfg = write_run_config(d / "c.yaml", m2m_dir, flores_dir, run, epochs=1, langs=("en", "fr", "ha"))
+    assert main(["train", str(cfg), "--quiet"]) == 0
+    return run, cfg
+
+
+def test_partial_test_set_scores_what_is_there(trained, flores_dir, tmp_path, capsys):
+    run, _ = trained
+    part = tmp_path / "flores101_dataset"
+    shutil.copytree(flores_dir, part)
+    for split in ("dev", "devtest"):
+        (part / split / f"hau.{split}").unlink()  # no Hausa in this test set
+    assert main(["evaluate", str(run), "--data", str(part), "--split", "devtest"]) == 0
+    cap = capsys.readouterr()
+    assert "skipped 4 direction(s)" in cap.err and "en-ha" in cap.err
+    out = run / "eval-flores101_dataset-devtest-best"
+    scores = json.loads((out / "scores.json").read_text())
+    assert set(scores["directions"]) == {"en-fr", "fr-en"}
+    ev = scores["evaluated"]
+    assert ev["data"] == str(part) and ev["split"] == "devtest" and ev["segments"] == 6
+    assert ev["skipped_directions"] == ["en-ha", "fr-ha", "ha-en", "ha-fr"]
+    # --directions is honoured, and a second evaluation into the same folder needs --overwrite
+    assert main(["evaluate", str(run), "--data", str(part), "--split", "devtest", "--directions", "fr-en",
+                 "--overwrite", "--quiet"]) == 0
+    assert set(json.loads((out / "scores.json").read_text())["directions"]) == {"fr-en"}
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--data", str(part), "--split", "devtest", "--quiet"]) == 2
+    assert "already holds scores; pass --overwrite" in capsys.readouterr().err
+
+
+def test_tsv_and_jsonl_test_sets(trained, tmp_path):
+    run, _ = trained
+    tsv = tmp_path / "test.tsv"
+    tsv.write_text("en\tfr\n" + "".join(f"{a}\t{b}\n" for a, b in zip(segments("en", 5), segments("fr", 5))))
+    assert main(["evaluate", str(run), "--data", str(tsv), "--quiet"]) == 0
+    scores = json.loads((run / "eval-test.tsv-all-best" / "scores.json").read_text())
+    assert set(scores["directions"]) == {"en-fr", "fr-en"} and scores["evaluated"]["segments"] == 5
+    jl = tmp_path / "t.jsonl"
+    jl.write_text("".join(json.dumps({"en": a, "ha": b}) + "\n" for a, b in zip(segments("en", 4), segments("ha", 4))))
+    assert main(["evaluate", str(run), "--data", str(jl), "--quiet"]) == 0
+    assert set(json.loads((run / "eval-t.jsonl-all-best" / "scores.json").read_text())["directions"]) == {"en-ha", "ha-en"}
+    assert main(["evaluate", str(run), "--data", str(jl), "--split", "devtest", "--quiet"]) == 2
+
+
+def test_checkpoint_actually_used_is_recorded(m2m_dir, flores_dir, tmp_path, capsys):
+    run = tmp_path / "nv"
+    cfg = write_run_config(tmp_path / "c.yaml", m2m_dir, flores_dir, run, max_steps=1)
+    data = cfg.read_text().replace("valid_ratio: 0.2", "valid_ratio: 0.0")
+    cfg.write_text(data)
+    assert main(["train", str(cfg), "--quiet"]) == 0  # no validation split: no 'best'
+    assert main(["evaluate", str(run), "--quiet"]) == 0
+    scores = json.loads((run / "eval-devtest-last" / "scores.json").read_text())
+    assert scores["evaluated"]["checkpoint"] == "last" and scores["evaluated"]["checkpoint_asked"] == "best"
+    assert "(last ('best' asked; the run has none))" in (run / "eval-devtest-last" / "scores.md").read_text()
+
+
+def test_base_model_of_a_config(trained, tmp_path):
+    _, cfg = trained
+    out = tmp_path / "base-eval"
+    assert main(["evaluate", str(cfg), "--checkpoint", "none", "--out", str(out), "--quiet"]) == 0
+    assert json.loads((out / "scores.json").read_text())["evaluated"]["checkpoint"] == "none"
+    assert main(["evaluate", str(cfg), "--quiet"]) == 2  # a config has no trained weights
+
+
+def test_translate_accepts_corpus_codes_and_shares_evaluate_defaults(trained, tmp_path, capsys):
+    run, _ = trained
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(segments("en", 2)) + "\n")
+    outs = []
+    for s, t in (("en", "fr"), ("eng", "fra"), ("eng_Latn", "fra_Latn"), ("__en__", "__fr__")):
+        o = tmp_path / f"{s}.txt"
+        assert main(["translate", str(run), "--src", s, "--tgt", t, "--input", str(src), "--output", str(o)]) == 0
+        outs.append(o.read_text())
+    assert len(set(outs)) == 1
+    capsys.readouterr()
+    assert main(["translate", str(run), "--src", "de", "--tgt", "fr", "--input", str(src)]) == 2
+    assert "not one of the run's languages" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["evaluate", "RUN", "--beam", "0"], ["evaluate", "RUN", "--max-segments", "0"],
+                                  ["translate", "RUN", "--src", "en", "--tgt", "fr", "--beam", "0"],
+                                  ["translate", "RUN", "--src", "en", "--tgt", "fr", "--max-new-tokens", "0"],
+                                  ["evaluate", "RUN", "--device", "bogus"], ["evaluate", "RUN", "--device", "cuda:0"]])
+def test_bad_options_are_one_line_errors(trained, argv, capsys):
+    import torch
+
+    if "cuda:0" in argv and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    run, _ = trained
+    argv = [str(run) if a == "RUN" else a for a in argv]
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse usage errors
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "expected an integer >= 1" in err or "--device" in err
