@@ -112,3 +112,15 @@ def test_bad_options_are_one_line_errors(trained, argv, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert "expected an integer >= 1" in err or "--device" in err
+
+
+@pytest.mark.parametrize("device", ["bogus", "cuda"])
+def test_train_bad_device_is_a_one_line_error(m2m_dir, flores_dir, tmp_path, capsys, device):
+    import torch
+
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    cfg = write_run_config(tmp_path / "c.yaml", m2m_dir, flores_dir, tmp_path / "r", max_steps=1)
+    assert main(["train", str(cfg), "--device", device, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--device" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

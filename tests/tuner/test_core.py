@@ -211,7 +211,8 @@ def test_save_load_roundtrip_and_merge(m2m_dir, tmp_path):
     enc = tok([SENTENCES["de"][0]], return_tensors="pt")
     assert enc["input_ids"][0, 0].item() == model.tokens.token_id("de")
     got = plain.generate(**enc, num_beams=3, max_new_tokens=10)  # its prompt is one token shorter
-    ref = model.generate(one["input_ids"][:1], one["attention_mask"][:1], ["de"], ["zh"], num_beams=3, max_new_tokens=9)
+    ref = model.generate(one["input_ids"][:1], one["attention_mask"][:1], ["de"], ["zh"], num_beams=3, max_new_tokens=9,
+                         suppress_tokens=[])  # the plain model has no language-token suppression
     assert got[0, 1].item() == model.tokens.token_id("zh")
     assert torch.equal(got[0][got[0] != 1], ref[0][ref[0] != 1])
 
@@ -262,3 +263,21 @@ def test_max_new_tokens_is_honoured_without_a_warning(m2m_dir, caplog):
         hf_logging.set_verbosity(level)
     assert out.shape[1] == 2 + 4
     assert not [r for r in caplog.records if "seem to have been set" in r.getMessage()]
+
+
+def test_language_tokens_never_leak_into_hypotheses(m2m_dir):
+    """Even when the model wants a language token next, generation cannot emit one after the prompt."""
+    from transformers import LogitsProcessor, LogitsProcessorList
+
+    model = load_lslo(m2m_dir, seed=3)
+    es = model.tokenizer.convert_tokens_to_ids("__es__")
+
+    class PreferSpanish(LogitsProcessor):
+        def __call__(self, input_ids, scores):
+            scores[:, es] += 1000.0
+            return scores
+
+    out = model.translate(["The cat sleeps on the mat."] * 2, ["en", "fr"], ["fr", "en"], num_beams=2,
+                          max_new_tokens=6, logits_processor=LogitsProcessorList([PreferSpanish()]))
+    assert all("__es__" not in o and "__" not in o for o in out)
+    assert es in model._suppressed() and model.tokens.token_id("fr") in model._suppressed()

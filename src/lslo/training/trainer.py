@@ -43,6 +43,7 @@ from lslo.training.checkpoints import (
     checkpoint_dir,
     load_base,
     load_weights,
+    resolve_device,
     rng_state,
     save_weights,
     saved_rank,
@@ -122,7 +123,7 @@ class Trainer:
             self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
             self.device = self.accelerator.device
         else:
-            self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            self.device = resolve_device(device)
         self.is_main = self.rank == 0
         self.quiet = quiet or not self.is_main
         t = cfg.train

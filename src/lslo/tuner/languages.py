@@ -15,6 +15,7 @@ the routing tells its sentences apart.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -202,6 +203,24 @@ def build_batch(
         batch["decoder_input_ids"] = _pad(dec_in, tokens.pad_id)
         batch["decoder_attention_mask"] = _lengths_mask(dec_in, batch["decoder_input_ids"].shape[1])
     return batch
+
+
+_LANG_TOKEN = re.compile(r"__[a-z]{2,3}(?:_[A-Za-z]+)?__|[a-z]{3}_[A-Z][a-z]{3}|[a-z]{2}_[A-Z]{2}")
+
+
+def language_token_ids(tokenizer, tokens: LanguageTokens | None = None) -> list[int]:
+    """Ids of every language token a tokenizer knows (M2M-100 ``__fr__``, NLLB ``fra_Latn``,
+    mBART-50 ``fr_XX``) plus the configured ones: generation forbids them after the prompt, so a
+    raw language token never lands in a hypothesis."""
+    ids = {i for i in (tokens.token_ids if tokens else []) if i is not None}
+    specials = set(getattr(tokenizer, "added_tokens_encoder", {}) or {})
+    vocab = tokenizer.get_vocab()
+    for tok in specials | {t for t in vocab if t.startswith("__") or "_" in t[2:4]}:
+        if _LANG_TOKEN.fullmatch(tok) and tok in vocab:
+            ids.add(int(vocab[tok]))
+    for i in getattr(tokenizer, "lang_code_to_id", {}).values():
+        ids.add(int(i))
+    return sorted(ids)
 
 
 def generation_prompt(tokens: LanguageTokens, tgt_idx: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ from torch import nn
 from lslo.tuner import merge as merging
 from lslo.tuner import params, serialization, translation
 from lslo.tuner.config import ConfigError, LSLoConfig
-from lslo.tuner.languages import LanguageError, LanguageTokens, generation_prompt
+from lslo.tuner.languages import LanguageError, LanguageTokens, generation_prompt, language_token_ids
 from lslo.tuner.layer import SHARED, LSLoLinear, Router, set_submodule
 from lslo.tuner.merge import tokenizer_lang_code
 from lslo.tuner.serialization import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterError
@@ -129,6 +129,7 @@ class LSLoModel(nn.Module):
         explicit = {lang.code: lang.token for lang in self.config.languages}
         self.tokens = LanguageTokens.from_tokenizer(tokenizer, self.config.codes, explicit, start)
         self.tokenizer = tokenizer
+        self._suppress_ids = None
 
     # ----------------------------------------------------------------- routing
     def lang_ids(self, langs: torch.Tensor | Sequence[str]) -> torch.Tensor:
@@ -179,6 +180,8 @@ class LSLoModel(nn.Module):
         prompt = generation_prompt(tokens, tgt).to(input_ids.device)
         kwargs.setdefault("num_beams", 5)
         kwargs.setdefault("max_new_tokens", 128)
+        if self.tokenizer is not None:  # language tokens only ever come from the prompt
+            kwargs.setdefault("suppress_tokens", self._suppressed())
         if "max_length" not in kwargs and kwargs.get("max_new_tokens") is not None:
             # the same limit as max_length (the prompt counts): transformers warns on every call when a
             # checkpoint's generation_config sets max_length (M2M-100's does) and max_new_tokens is passed
@@ -188,6 +191,11 @@ class LSLoModel(nn.Module):
                 input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=prompt,
                 forced_bos_token_id=None, **kwargs,
             )
+
+    def _suppressed(self) -> list[int]:
+        if getattr(self, "_suppress_ids", None) is None:
+            self._suppress_ids = language_token_ids(self.tokenizer, self.tokens)
+        return self._suppress_ids
 
     # ------------------------------------------- translation, reports, storage, merge
     # (each lives in its own module; the methods keep the model's API in one place)
