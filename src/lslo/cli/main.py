@@ -40,6 +40,13 @@ def main(argv: list[str] | None = None) -> int:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"lslo: error: {msg}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a second Ctrl-C during training, or Ctrl-C anywhere else
+        print("lslo: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `lslo info RUN | head`: the reader left; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -5,7 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    """True when ``run_dir`` holds a checkpoint ``--resume`` can continue from."""
+    from lslo.training import RunError, checkpoint_dir
+
+    try:
+        return (checkpoint_dir(run_dir, "last") / "trainer_state.pt").is_file()
+    except RunError:
+        return False
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -26,14 +37,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_dir = Path(args.resume)
         if not (run_dir / "config.yaml").is_file():
             raise RunError(f"--resume {run_dir}: not a run directory (no config.yaml)")
+        if not has_checkpoint(run_dir):
+            raise RunError(f"--resume {run_dir}: no complete checkpoint to continue from (killed before the first "
+                           f"one was written); start it again with: lslo train {run_dir / 'config.yaml'} "
+                           f"--output-dir {run_dir}")
         cfg = RunConfig.load(run_dir / "config.yaml", args.set)
     else:
         if not args.config:
             raise RunError("train: give a CONFIG.yaml, or --resume RUN")
         cfg = RunConfig.load(args.config, args.set)
         run_dir = Path(args.output_dir or cfg.output_dir)
-        if (run_dir / "checkpoints").exists() and not args.overwrite:
+        if has_checkpoint(run_dir) and not args.overwrite:
             raise RunError(f"{run_dir}: already holds a run; use --resume {run_dir}, --overwrite or another output_dir")
+        if (run_dir / "checkpoints").exists() and not has_checkpoint(run_dir):
+            # killed before its first checkpoint was complete: nothing to resume, so start again
+            print(f"lslo: {run_dir} has no complete checkpoint (killed before the first one?); starting afresh",
+                  file=sys.stderr)
         cfg.output_dir = str(run_dir)
     trainer = Trainer(cfg, run_dir, device=args.device, quiet=args.quiet, finish_hooks=[report_after_training])
     result = trainer.train(resume=bool(args.resume), stop_after_steps=args.stop_after_steps)
@@ -41,7 +60,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     if result.interrupted:
         print(f"stopped at step {result.steps}; continue with: lslo train --resume {run_dir}")
-        return 0
+        return 130  # stopped by Ctrl-C / SIGTERM (checkpoint saved): not a finished run
     print(json.dumps({"run_dir": str(run_dir), "steps": result.steps, "epochs": result.epochs,
                       "first_train_loss": result.first_train_loss, "last_train_loss": result.last_train_loss,
                       "best_valid_loss": result.best_valid_loss}, indent=2))

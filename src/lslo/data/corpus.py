@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from lslo.errors import LSLoError
 from lslo.tuner.langcodes import UnknownLanguageError, to_flores101, to_flores200, to_short
@@ -142,6 +142,19 @@ def _short_or_error(code: str, what: str, where: str = "") -> str:
 # --------------------------------------------------------------------------- reading
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
 def _read_lines(path: Path) -> list[str]:
     """Lines of a UTF-8 text file without their terminators; names the first undecodable line.
 
@@ -164,7 +177,13 @@ def _read_lines(path: Path) -> list[str]:
                 f"{path}:{lineno}: not valid UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})"
             ) from None
         if lineno == 1 and text.startswith("\ufeff"):
-            text = text[1:]
+            text = text[1:]  # a BOM opening the file is an encoding mark, not text
+        if "\x00" in text:
+            raise CorpusError(f"{path}:{lineno}: NUL byte at column {text.index(chr(0)) + 1} (a binary or "
+                              "UTF-16 file?)")
+        if "\ufeff" in text:
+            raise CorpusError(f"{path}:{lineno}: byte-order mark (U+FEFF) inside the file at column "
+                              f"{text.index(chr(0xFEFF)) + 1} (files concatenated?)")
         lines.append(text[:-1] if text.endswith("\r") else text)
     return lines
 
@@ -375,7 +394,10 @@ def read_jsonl(path: str | Path, empty: EmptyPolicy = "error") -> MultiWayCorpus
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = json.loads(line, object_pairs_hook=_no_duplicate_keys)
+        except _DuplicateKey as dup:
+            raise CorpusError(f"{path}:{lineno}: key {dup.args[0]!r} appears twice in one object "
+                              "(only one value could be kept)") from None
         except json.JSONDecodeError as err:
             raise CorpusError(f"{path}:{lineno}: malformed JSON ({err.msg} at column {err.colno})") from None
         if not isinstance(obj, dict):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,13 @@ from lslo.training import RunError
 from lslo.tuner.config import DECODER_POSITIONS, ENCODER_POSITIONS, ConfigError, LSLoConfig
 from lslo.tuner.layer import LSLoLinear
 from lslo.tuner.model import SHARED, LSLoModel
-from lslo.tuner.serialization import ADAPTER_CONFIG, ADAPTER_WEIGHTS, load_adapter_state, read_adapter_state
+from lslo.tuner.serialization import (
+    ADAPTER_CONFIG,
+    ADAPTER_WEIGHTS,
+    load_adapter_state,
+    read_adapter_config,
+    read_adapter_state,
+)
 
 
 def _logit_key(side: str, layer: int, position: str | None) -> str:
@@ -152,7 +157,7 @@ class SearchModel(LSLoModel):
         )
 
     def _load_plain_adapters(self, directory: Path, languages: Sequence[str] | None) -> None:
-        meta = json.loads((directory / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+        meta = read_adapter_config(directory)
         routes = {"encoder": meta.get("encoder_routing"), "decoder": meta.get("decoder_routing")}
         if not all(isinstance(r, list) for r in routes.values()):
             raise RunError(f"{directory / ADAPTER_CONFIG}: no per-layer routing recorded")

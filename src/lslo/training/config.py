@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from lslo.pruning import PruningConfig
-from lslo.tuner.config import ConfigError, LSLoConfig, load_yaml
+from lslo.tuner.config import ConfigError, LSLoConfig, load_yaml, parse_yaml
 
 METHODS = ("lslo", "lora", "full")
 
@@ -142,10 +142,40 @@ class RunConfig:
             raise ConfigError(f"data.empty: expected 'error' or 'drop', got {self.data.empty!r}")
         if not 0 <= self.data.valid_ratio < 1:
             raise ConfigError(f"data.valid_ratio: expected a number in [0, 1), got {self.data.valid_ratio!r}")
+        if len(self.lslo.codes) < 2:
+            raise ConfigError(f"lslo.languages: needs at least two languages (every direction has a source and a "
+                              f"target), got {self.lslo.codes}")
         t = self.train
-        for name in ("max_tokens", "update_freq", "epochs"):
+        for name in ("max_tokens", "update_freq", "epochs", "max_nonfinite_updates", "valid_max_examples",
+                     "log_every_steps"):
             if getattr(t, name) < 1:
                 raise ConfigError(f"train.{name}: expected an integer >= 1, got {getattr(t, name)!r}")
+        for name in ("warmup_steps", "save_every_steps"):
+            if getattr(t, name) < 0:
+                raise ConfigError(f"train.{name}: expected an integer >= 0, got {getattr(t, name)!r}")
+        if t.max_steps is not None and (isinstance(t.max_steps, bool) or not isinstance(t.max_steps, int)
+                                        or t.max_steps < 1):
+            raise ConfigError(f"train.max_steps: expected an integer >= 1 or null, got {t.max_steps!r}")
+        if not 0 <= t.dropout < 1:
+            raise ConfigError(f"train.dropout: expected a number in [0, 1), got {t.dropout!r}")
+        if t.temperature <= 0:
+            raise ConfigError(f"train.temperature: expected a positive number (1 = proportional), got {t.temperature!r}")
+        for name in ("warmup_init_lr", "weight_decay", "clip_norm"):
+            if getattr(t, name) < 0:
+                raise ConfigError(f"train.{name}: expected a number >= 0, got {getattr(t, name)!r}")
+        if t.adam_eps <= 0:
+            raise ConfigError(f"train.adam_eps: expected a positive number, got {t.adam_eps!r}")
+        if self.data.max_length < 4:
+            raise ConfigError(f"data.max_length: expected an integer >= 4, got {self.data.max_length!r}")
+        if self.data.max_train_segments is not None and self.data.max_train_segments < 1:
+            raise ConfigError(f"data.max_train_segments: expected an integer >= 1 or null, got "
+                              f"{self.data.max_train_segments!r}")
+        e = self.eval
+        for name in ("batch_size", "max_new_tokens"):
+            if getattr(e, name) < 1:
+                raise ConfigError(f"eval.{name}: expected an integer >= 1, got {getattr(e, name)!r}")
+        if e.max_segments is not None and e.max_segments < 1:
+            raise ConfigError(f"eval.max_segments: expected an integer >= 1 or null, got {e.max_segments!r}")
         if t.lr <= 0:
             raise ConfigError(f"train.lr: expected a positive number, got {t.lr!r}")
         if not 0 <= t.label_smoothing < 1:
@@ -216,6 +246,9 @@ class RunConfig:
         data = load_yaml(path)
         if data is None:
             data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections (model, lslo, data, ...) at the top, "
+                              f"got a {type(data).__name__}")
         for item in overrides or []:
             apply_override(data, item)
         try:
@@ -230,10 +263,14 @@ def apply_override(data: dict[str, Any], item: str) -> None:
         raise ConfigError(f"--set {item!r}: expected key=value (e.g. train.lr=0.001)")
     key, _, raw = item.partition("=")
     try:
-        value = yaml.safe_load(raw)
+        value = parse_yaml(raw)
     except yaml.YAMLError:
         raise ConfigError(f"--set {item!r}: value is not valid YAML") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--set {item!r}: the config is a {type(data).__name__}, not a mapping of sections")
     parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"--set {item!r}: expected a dotted key like train.lr")
     node = data
     for part in parts[:-1]:
         if node.get(part) is None:

@@ -61,7 +61,10 @@ def load_splits(cfg: RunConfig) -> dict[str, MultiWayCorpus]:
             if d.valid_split else None,
         }
     if out["valid"] is None and d.valid_ratio > 0:
-        parts = out["train"].split_by_ratio({"train": 1 - d.valid_ratio, "valid": d.valid_ratio}, seed=0)
+        # a train part cut by split_ratios is already the seed-0 hash range [0, train): holding out
+        # valid with the same hash would pick nothing, so the second cut hashes with another seed
+        seed = 1 if d.split_ratios else 0
+        parts = out["train"].split_by_ratio({"train": 1 - d.valid_ratio, "valid": d.valid_ratio}, seed=seed)
         out["train"], out["valid"] = parts["train"], parts["valid"]
     if d.max_train_segments:
         out["train"] = out["train"].select(out["train"].ids[: d.max_train_segments])

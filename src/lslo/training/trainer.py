@@ -54,6 +54,7 @@ from lslo.training.data import TokenizedCorpus, load_splits, run_directions
 from lslo.training.loss import forward_loss, inverse_sqrt_lambda
 from lslo.tuner.config import ConfigError
 from lslo.tuner.model import LSLoModel
+from lslo.tuner.serialization import read_adapter_config
 
 
 def _to(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
@@ -212,7 +213,7 @@ class Trainer:
         """Copy the adapters of every language the source run has (a run dir or an adapter dir)."""
         src = Path(source)
         ckpt = src if (src / "adapters.safetensors").is_file() else checkpoint_dir(src, "last")
-        meta = json.loads((ckpt / "adapter_config.json").read_text(encoding="utf-8"))
+        meta = read_adapter_config(ckpt)
         have = [lang["code"] for lang in meta["lslo"]["languages"]]
         for code in have:
             if code in self.cfg.lslo.codes and self.cfg.lslo.rank_of(code) != saved_rank(meta, code):
@@ -277,7 +278,13 @@ class Trainer:
     def load_checkpoint(self) -> None:
         ckpt = checkpoint_dir(self.run_dir, "last")
         load_weights(self.model, ckpt, self.cfg.method)
-        state = torch.load(ckpt / STATE_FILE, map_location=self.device, weights_only=False)
+        try:
+            state = torch.load(ckpt / STATE_FILE, map_location=self.device, weights_only=False)
+        except FileNotFoundError:
+            raise RunError(f"{ckpt / STATE_FILE}: missing (the run cannot be resumed exactly)") from None
+        except Exception as e:  # EOFError, UnpicklingError, RuntimeError from a truncated zip ...
+            raise RunError(f"{ckpt / STATE_FILE}: corrupt or truncated ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0] if str(e) else 'no detail'})") from None
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         try:
@@ -292,6 +299,25 @@ class Trainer:
         if "scaler" in state:  # runs saved before loss scaling existed have neither
             self.scaler.load_state_dict(state["scaler"])
             self.nonfinite_in_a_row, self.skipped_updates = state["nonfinite"]
+        self._truncate_metrics(self.step)
+
+    def _truncate_metrics(self, step: int) -> None:
+        """Drop metrics.csv rows logged after the checkpoint we resume from (a kill between a log
+        line and the next checkpoint would otherwise leave them twice)."""
+        path = self.run_dir / "metrics.csv"
+        if not self.is_main or not path.is_file():
+            return
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+        if not rows:
+            return
+        col = rows[0].index("step") if "step" in rows[0] else 1
+        keep = [rows[0]] + [r for r in rows[1:] if len(r) > col and r[col].isdigit() and int(r[col]) <= step]
+        if len(keep) != len(rows):
+            tmp = path.with_suffix(".csv.tmp")
+            with tmp.open("w", newline="", encoding="utf-8") as f:
+                csv.writer(f).writerows(keep)
+            os.replace(tmp, path)
 
     # ---------------------------------------------------------------- logging
     def _log(self, row: dict[str, Any]) -> None:

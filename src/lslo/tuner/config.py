@@ -10,6 +10,7 @@ target-indexed, the rest source-indexed. Every validation error is a
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -224,12 +225,29 @@ class LSLoConfig:
             raise ConfigError(f"{path}: {str(e).lstrip('.')}") from None
 
 
+class YamlLoader(yaml.SafeLoader):
+    """YAML 1.1's SafeLoader, but ``1e-3`` is a float (as in YAML 1.2 and every other reader):
+    PyYAML wants ``1.0e-3`` and would hand ``lr: 1e-3`` over as the string '1e-3'."""
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"""),
+    list("-+0123456789"),
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """``yaml.safe_load`` with :class:`YamlLoader` (``1e-3`` is a float)."""
+    return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_yaml(path: str | Path) -> Any:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{path}: no such config file")
     try:
-        return yaml.safe_load(p.read_text(encoding="utf-8"))
+        return parse_yaml(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""

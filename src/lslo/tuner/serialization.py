@@ -51,6 +51,8 @@ def save_adapters(model: nn.Module, directory: str | Path) -> Path:
         "encoder_routing": model.encoder_routing,
         "decoder_routing": model.decoder_routing,
         "language_tokens": dict(zip(model.tokens.codes, model.tokens.token_ids)) if model.tokens else None,
+        # verified on load: a bit flip or a truncated copy is an error, not a silently different model
+        "weights_sha256": _sha256(out / ADAPTER_WEIGHTS),
     }
     (out / ADAPTER_CONFIG).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
     return out
@@ -62,11 +64,43 @@ def load_adapters(model: nn.Module, directory: str | Path, languages: Sequence[s
     load_adapter_state(model, read_adapter_state(directory), path, languages)
 
 
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_adapter_config(directory: str | Path) -> dict[str, Any]:
+    """``adapter_config.json`` of an adapter directory, checked to be a readable lslo config."""
+    path = Path(directory) / ADAPTER_CONFIG
+    if not path.is_file():
+        raise AdapterError(f"{path}: no adapter config found")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise AdapterError(f"{path}: malformed JSON ({getattr(e, 'msg', e)})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("lslo"), dict):
+        raise AdapterError(f"{path}: not an lslo adapter config (no 'lslo' section)")
+    for key in ("encoder_routing", "decoder_routing"):
+        if not isinstance(meta.get(key), list):
+            raise AdapterError(f"{path}: '{key}' missing or not a list")
+    return meta
+
+
 def read_adapter_state(directory: str | Path) -> dict[str, torch.Tensor]:
-    """The tensors of ``directory``'s adapter file (version 1 plain or 2 packed)."""
+    """The tensors of ``directory``'s adapter file (version 1 plain or 2 packed); when the config
+    records the file's sha256 (every save since it was added), the file must match it."""
     path = Path(directory) / ADAPTER_WEIGHTS
     if not path.is_file():
         raise AdapterError(f"{path}: no adapter weights found")
+    if (Path(directory) / ADAPTER_CONFIG).is_file():
+        want = read_adapter_config(directory).get("weights_sha256")
+        if want is not None and _sha256(path) != want:
+            raise AdapterError(f"{path}: sha256 does not match adapter_config.json (corrupted or replaced file)")
     try:
         return load_state(path)
     except StorageError as e:
@@ -119,9 +153,7 @@ def load_adapter_state(model: nn.Module, state: dict[str, torch.Tensor], path: P
 def from_pretrained(cls: type, adapter_dir: str | Path, base: nn.Module | str | None = None, tokenizer: Any = None):
     """Load saved adapters into a freshly loaded base model (a model object or a directory)."""
     cfg_path = Path(adapter_dir) / ADAPTER_CONFIG
-    if not cfg_path.is_file():
-        raise AdapterError(f"{cfg_path}: no adapter config found")
-    meta = json.loads(cfg_path.read_text(encoding="utf-8"))
+    meta = read_adapter_config(adapter_dir)
     if base is None or isinstance(base, (str, Path)):
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 

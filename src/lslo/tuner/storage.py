@@ -330,15 +330,20 @@ def save_state(state: dict[str, torch.Tensor], path: str | Path, metadata: dict[
 
 def load_state(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a file written by ``save_state`` (or a version-1 plain file) and ``unpack`` it."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        version = meta.get("version", "1")
-        if meta.get("format", FORMAT) != FORMAT:
-            raise StorageError(f"{path}: format {meta.get('format')!r} is not {FORMAT!r}")
-        if version not in _READABLE:
-            raise StorageError(f"{path}: adapter format version {version} is newer than this lslo reads ({VERSION})")
-        packed = {k: f.get_tensor(k) for k in f.keys()}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            version = meta.get("version", "1")
+            if meta.get("format", FORMAT) != FORMAT:
+                raise StorageError(f"{path}: format {meta.get('format')!r} is not {FORMAT!r}")
+            if version not in _READABLE:
+                raise StorageError(f"{path}: adapter format version {version} is newer than this lslo reads ({VERSION})")
+            packed = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, RuntimeError, ValueError) as e:
+        if isinstance(e, StorageError):
+            raise
+        raise StorageError(f"{path}: corrupt or truncated safetensors file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     return unpack(packed)
 
