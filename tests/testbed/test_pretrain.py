@@ -117,3 +117,14 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     with pytest.raises(P.PretrainError, match="no prepare.json"):
         P.train(tmp_path, steps=1)
     assert P.main(["train", "--work", str(tmp_path), "--steps", "1"]) == 1
+
+
+def test_prepare_can_reuse_a_committed_tokenizer(prepared, tmp_path):
+    meta = json.loads((prepared / "prepare.json").read_text())
+    again = tmp_path / "again"
+    P.prepare(Path(meta["corpus"]), again, P.Settings(**TINY), tokenizer=prepared / "tokenizer")
+    a, b = np.load(prepared / "tokens.npz"), np.load(again / "tokens.npz")
+    assert sorted(a.files) == sorted(b.files) and all(np.array_equal(a[k], b[k]) for k in a.files)
+    assert a["en.ids"].dtype == np.uint16  # small vocabularies pack into 16 bits
+    with pytest.raises(P.PretrainError, match="no sentencepiece.bpe.model"):
+        P.prepare(Path(meta["corpus"]), tmp_path / "x", P.Settings(**TINY), tokenizer=tmp_path)

@@ -113,7 +113,12 @@ def spm_sample(codes: list[str], ids: list[str], rows: list[dict[str, str]], per
     return out
 
 
-def prepare(corpus: Path, work: Path, settings: Settings) -> dict:
+def prepare(corpus: Path, work: Path, settings: Settings, tokenizer: Path | None = None) -> dict:
+    """Tokenizer + ``tokens.npz`` in ``work``. With ``tokenizer`` (a folder holding
+    ``sentencepiece.bpe.model``, e.g. the committed base), that SentencePiece model is reused
+    instead of trained, so a new machine can continue from committed weights."""
+    import shutil
+
     import sentencepiece as spm
 
     from lslo.testbed.tiny import m2m100_tokenizer_from_spm
@@ -123,25 +128,32 @@ def prepare(corpus: Path, work: Path, settings: Settings) -> dict:
     tok_dir = work / "tokenizer"
     tok_dir.mkdir(exist_ok=True)
     lines = spm_sample(codes, ids, rows, settings.spm_lines_per_language)
-    print(f"sentencepiece: {len(lines)} lines, vocab {settings.vocab_size}", file=sys.stderr, flush=True)
-    import io
+    if tokenizer is not None:
+        src = Path(tokenizer) / SPM_NAME
+        if not src.is_file():
+            raise PretrainError(f"--tokenizer {tokenizer}: no {SPM_NAME}")
+        shutil.copyfile(src, tok_dir / SPM_NAME)
+        print(f"sentencepiece: reusing {src}", file=sys.stderr, flush=True)
+    else:
+        print(f"sentencepiece: {len(lines)} lines, vocab {settings.vocab_size}", file=sys.stderr, flush=True)
+        import io
 
-    buf = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines), model_writer=buf, vocab_size=settings.vocab_size, model_type="unigram",
-        character_coverage=0.9995, byte_fallback=True, normalization_rule_name="identity",
-        input_sentence_size=len(lines), shuffle_input_sentence=False, num_threads=2, minloglevel=2,
-        unk_id=3, bos_id=0, eos_id=2, pad_id=1, seed_sentencepiece_size=1000000,
-    )
-    (tok_dir / SPM_NAME).write_bytes(buf.getvalue())
+        buf = io.BytesIO()
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(lines), model_writer=buf, vocab_size=settings.vocab_size, model_type="unigram",
+            character_coverage=0.9995, byte_fallback=True, normalization_rule_name="identity",
+            input_sentence_size=len(lines), shuffle_input_sentence=False, num_threads=2, minloglevel=2,
+            unk_id=3, bos_id=0, eos_id=2, pad_id=1, seed_sentencepiece_size=1000000,
+        )
+        (tok_dir / SPM_NAME).write_bytes(buf.getvalue())
     tok = m2m100_tokenizer_from_spm(tok_dir / SPM_NAME, tok_dir, check_ids=True)
     sp = spm.SentencePieceProcessor(model_file=str(tok_dir / SPM_NAME))
     arrays = {}
     for c in codes:
         idx = [i for i, r in enumerate(rows) if c in r]
         pieces = sp.encode([rows[i][c] for i in idx])
-        offsets = np.full((len(rows), 2), -1, dtype=np.int64)
-        flat = np.fromiter((p for ps in pieces for p in ps), dtype=np.int32)
+        offsets = np.full((len(rows), 2), -1, dtype=np.int32)
+        flat = np.fromiter((p for ps in pieces for p in ps), dtype=np.uint16 if len(tok) < 65536 else np.int32)
         pos = 0
         for i, ps in zip(idx, pieces):
             offsets[i] = (pos, pos + len(ps))
@@ -149,7 +161,7 @@ def prepare(corpus: Path, work: Path, settings: Settings) -> dict:
         arrays[f"{c}.ids"] = flat
         arrays[f"{c}.off"] = offsets
         print(f"  {c}: {len(idx)} segments, {len(flat)} pieces", file=sys.stderr, flush=True)
-    np.savez(work / "tokens.npz", **arrays)
+    np.savez_compressed(work / "tokens.npz", **arrays)  # small enough to carry to a GPU machine
     meta = {"corpus": str(corpus), "corpus_sha256": _sha256(corpus), "codes": codes, "segments": len(rows),
             "spm_lines": len(lines), "vocab_size": len(tok), "pieces": {c: int(arrays[f"{c}.ids"].size) for c in codes}}
     (work / "prepare.json").write_text(json.dumps(meta, indent=1) + "\n")
@@ -193,7 +205,7 @@ class Sampler:
 
     def piece(self, code: str, seg: int) -> np.ndarray:
         lo, hi = self.off[code][seg]
-        return self.ids[code][lo:hi][: self.s.max_length - 2]
+        return self.ids[code][lo:hi][: self.s.max_length - 2].astype(np.int64)
 
     def chunk(self, k: int) -> list[list[tuple[str, str, int]]]:
         rng = np.random.default_rng([self.s.seed, k])
@@ -521,6 +533,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--corpus", type=Path, required=True)
     p.add_argument("--work", type=Path, required=True)
     p.add_argument("--vocab", type=int, default=Settings.vocab_size)
+    p.add_argument("--tokenizer", type=Path, default=None,
+                   help="reuse this folder's sentencepiece.bpe.model (e.g. data/testbed/base) instead of training one")
     t = sub.add_parser("train")
     t.add_argument("--work", type=Path, required=True)
     t.add_argument("--steps", type=int, required=True, help="train until this many updates in all")
@@ -544,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m lslo.testbed.pretrain " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     try:
         if args.cmd == "prepare":
-            prepare(args.corpus, args.work, Settings(vocab_size=args.vocab))
+            prepare(args.corpus, args.work, Settings(vocab_size=args.vocab), args.tokenizer)
         elif args.cmd == "train":
             s = Settings()
             for name in ("d_model", "encoder_layers", "decoder_layers", "ffn_dim", "max_tokens", "warmup", "lr",
