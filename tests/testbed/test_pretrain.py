@@ -97,14 +97,15 @@ def test_export_loads_with_from_pretrained_and_resumes_from_portable_weights(pre
     work = _copy(prepared, tmp_path / "w")
     P.train(work, steps=4, settings=P.Settings(**TINY), threads=1)
     out = tmp_path / "base"
-    info = P.export(work, out, "test", portable=True, dtype="float16")
+    info = P.export(work, out, "test", portable=True, dtype="float16", max_shard_size="20KB")
+    assert len(list(out.glob("model-*.safetensors"))) > 1  # sharded: every file below the size asked for
     assert info["steps"] == 4 and (out / "PRETRAIN.json").is_file()
     model = AutoModelForSeq2SeqLM.from_pretrained(str(out), dtype=torch.float32)
     tok = AutoTokenizer.from_pretrained(str(out))
     assert model.config.d_model == 16 and len(tok) > 300
     # a fresh work folder continues from the committed weights with a fresh optimiser
     again = _copy(prepared, tmp_path / "again")
-    state = P.train(again, steps=6, threads=1, from_weights=out / "resume.safetensors")
+    state = P.train(again, steps=6, threads=1, from_weights=out, overrides={"max_tokens": 200})
     assert state["step"] == 6 and state["rewarm_from"] == 4
     assert "fresh optimiser" in state["sessions"][-1]["resumed_from"]
 

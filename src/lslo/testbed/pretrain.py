@@ -13,8 +13,10 @@ Three stages, each a subcommand of ``python -m lslo.testbed.pretrain``:
              the batches an uninterrupted one would.
 ``export``   write the ``from_pretrained`` folder (model + tokenizer + ``PRETRAIN.json`` with
              the command, data hashes, tokens seen, loss curve, hardware and wall time).
-             ``--portable`` also writes ``resume.safetensors`` (bf16 weights only): small
-             enough to commit, it lets a later session continue with ``train --from``.
+             ``--portable`` also writes ``resume.json`` (step, data position, loss curve):
+             with it, the exported weights (16-bit exports are small enough to commit) let a
+             later session or another machine continue with ``train --from OUT`` (fresh
+             optimiser, short re-warm-up).
 
 Sampling (M2M-100 style): an unordered language pair is drawn with probability proportional
 to n_pair ** (1/T) (n_pair: segments holding both languages; T = 5 as in the paper), then a
@@ -348,7 +350,14 @@ def _load_weights(model, path: Path) -> None:
     import torch
     from safetensors.torch import load_file
 
-    sd = load_file(str(path))
+    path = Path(path)
+    files = sorted(path.glob("*.safetensors")) if path.is_dir() else [path]  # one file or save_pretrained shards
+    files = [f for f in files if f.name != "resume.safetensors"] or files
+    if not files:
+        raise PretrainError(f"{path}: no .safetensors weights")
+    sd = {}
+    for f in files:
+        sd.update(load_file(str(f)))
     missing, unexpected = model.load_state_dict({k: v.to(torch.float32) for k, v in sd.items()}, strict=False)
     missing = [k for k in missing if not (k == "lm_head.weight" or k.endswith("embed_tokens.weight"))]
     if missing or unexpected:
@@ -358,7 +367,7 @@ def _load_weights(model, path: Path) -> None:
 
 def train(work: Path, steps: int, minutes: float | None = None, save_minutes: float = 10.0, threads: int = 2,
           device: str = "cpu", bf16: bool = False, from_weights: Path | None = None,
-          settings: Settings | None = None, log_every: int = 50) -> dict:
+          settings: Settings | None = None, log_every: int = 50, overrides: dict | None = None) -> dict:
     """Train (or resume) until ``steps`` updates or ``minutes`` of wall time; returns the state."""
     import torch
     from transformers import AutoTokenizer, M2M100ForConditionalGeneration
@@ -376,9 +385,10 @@ def train(work: Path, steps: int, minutes: float | None = None, save_minutes: fl
         resumed = "checkpoint (weights + optimiser)"
     elif from_weights is not None:
         fw = Path(from_weights)
-        if not (fw.parent / "resume.json").is_file():
-            raise PretrainError(f"{fw.parent}: no resume.json next to the weights")
-        state = json.loads((fw.parent / "resume.json").read_text())["state"]
+        info = (fw if fw.is_dir() else fw.parent) / "resume.json"
+        if not info.is_file():
+            raise PretrainError(f"{info}: missing (the export of the weights to continue from writes it)")
+        state = json.loads(info.read_text())["state"]
         state["rewarm_from"] = state["step"]
         resumed = f"{fw} (16-bit weights, fresh optimiser, re-warm-up)"
     else:
@@ -386,6 +396,10 @@ def train(work: Path, steps: int, minutes: float | None = None, save_minutes: fl
                  "target_tokens": 0, "wall_s": 0.0, "curve": [], "sessions": [], "rewarm_from": None}
     s = Settings(**{**asdict(Settings()), **state["settings"]})
     s.betas = tuple(s.betas)
+    for key, value in (overrides or {}).items():  # e.g. a GPU run continues with larger batches
+        if key not in ("max_tokens", "lr", "save_minutes") or value is None:
+            continue
+        setattr(s, key, value)
     torch.set_num_threads(threads)
     torch.manual_seed(s.seed + state["step"])
     tok = AutoTokenizer.from_pretrained(str(work / "tokenizer"))
@@ -477,9 +491,9 @@ def train(work: Path, steps: int, minutes: float | None = None, save_minutes: fl
 # ----------------------------------------------------------------------------- export
 
 
-def export(work: Path, out: Path, command: str, portable: bool = False, dtype: str = "float32") -> dict:
+def export(work: Path, out: Path, command: str, portable: bool = False, dtype: str = "float32",
+           max_shard_size: str | None = None) -> dict:
     import torch
-    from safetensors.torch import save_file
     from transformers import AutoTokenizer, M2M100ForConditionalGeneration
 
     from lslo.tuner.languages import tokenizer_vocab_size
@@ -494,7 +508,8 @@ def export(work: Path, out: Path, command: str, portable: bool = False, dtype: s
     _load_weights(model, ckpt / "model.safetensors")
     model.config.dropout = s.dropout
     out.mkdir(parents=True, exist_ok=True)
-    model.to(getattr(torch, dtype)).save_pretrained(str(out))
+    kw = {"max_shard_size": max_shard_size} if max_shard_size else {}
+    model.to(getattr(torch, dtype)).save_pretrained(str(out), **kw)
     tok.save_pretrained(str(out))
     meta = json.loads((work / "prepare.json").read_text())
     info = {
@@ -520,9 +535,8 @@ def export(work: Path, out: Path, command: str, portable: bool = False, dtype: s
                      "transformers": __import__("transformers").__version__},
     }
     (out / "PRETRAIN.json").write_text(json.dumps(info, indent=1) + "\n")
-    if portable:
-        save_file(unique_state(model, torch.bfloat16), str(out / "resume.safetensors"))
-        (out / "resume.json").write_text(json.dumps({"state": {**state, "settings": state["settings"]}}) + "\n")
+    if portable:  # what `train --from OUT` needs to continue from these weights
+        (out / "resume.json").write_text(json.dumps({"state": state}) + "\n")
     return info
 
 
@@ -544,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--device", default="cpu")
     t.add_argument("--bf16", action="store_true")
     t.add_argument("--from", dest="from_weights", type=Path, default=None,
-                   help="start from a committed resume.safetensors (weights only) when WORK has no checkpoint")
+                   help="start from an export with resume.json (e.g. data/testbed/base) when WORK has no checkpoint")
     for name in ("d_model", "encoder_layers", "decoder_layers", "ffn_dim", "max_tokens", "warmup"):
         t.add_argument("--" + name.replace("_", "-"), type=int, default=None)
     t.add_argument("--lr", type=float, default=None)
@@ -554,6 +568,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--out", type=Path, required=True)
     e.add_argument("--portable", action="store_true")
     e.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    e.add_argument("--max-shard-size", default=None, help="e.g. 15MB: weights in files of at most this size")
     args = ap.parse_args(argv)
     command = "python -m lslo.testbed.pretrain " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     try:
@@ -566,9 +581,9 @@ def main(argv: list[str] | None = None) -> int:
                 if getattr(args, name) is not None:
                     setattr(s, name, getattr(args, name))
             train(args.work, args.steps, args.minutes, args.save_minutes, args.threads, args.device, args.bf16,
-                  args.from_weights, s)
+                  args.from_weights, s, overrides={"max_tokens": args.max_tokens, "lr": args.lr})
         else:
-            export(args.work, args.out, command, args.portable, args.dtype)
+            export(args.work, args.out, command, args.portable, args.dtype, args.max_shard_size)
     except LSLoError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
