@@ -365,124 +365,154 @@ def _load_weights(model, path: Path) -> None:
     model.tie_weights()
 
 
-def train(work: Path, steps: int, minutes: float | None = None, save_minutes: float = 10.0, threads: int = 2,
-          device: str = "cpu", bf16: bool = False, from_weights: Path | None = None,
-          settings: Settings | None = None, log_every: int = 50, overrides: dict | None = None) -> dict:
-    """Train (or resume) until ``steps`` updates or ``minutes`` of wall time; returns the state."""
-    import torch
-    from transformers import AutoTokenizer, M2M100ForConditionalGeneration
-
-    from lslo.tuner.languages import LanguageTokens, build_batch
-
-    meta_path = work / "prepare.json"
-    if not meta_path.is_file():
-        raise PretrainError(f"{work}: no prepare.json; run `prepare` first")
-    meta = json.loads(meta_path.read_text())
+def _initial_state(work: Path, settings: Settings | None, from_weights: Path | None) -> tuple[dict, str | None]:
+    """(state, how it was resumed): the work folder's checkpoint, else an export with
+    ``resume.json`` (``from_weights``), else a fresh start."""
     ckpt = work / CKPT
-    resumed = None
     if (ckpt / "state.json").is_file():
-        state = json.loads((ckpt / "state.json").read_text())
-        resumed = "checkpoint (weights + optimiser)"
-    elif from_weights is not None:
+        return json.loads((ckpt / "state.json").read_text()), "checkpoint (weights + optimiser)"
+    if from_weights is not None:
         fw = Path(from_weights)
         info = (fw if fw.is_dir() else fw.parent) / "resume.json"
         if not info.is_file():
             raise PretrainError(f"{info}: missing (the export of the weights to continue from writes it)")
         state = json.loads(info.read_text())["state"]
         state["rewarm_from"] = state["step"]
-        resumed = f"{fw} (16-bit weights, fresh optimiser, re-warm-up)"
-    else:
-        state = {"settings": asdict(settings or Settings()), "step": 0, "chunk": 0, "in_chunk": 0, "tokens": 0,
-                 "target_tokens": 0, "wall_s": 0.0, "curve": [], "sessions": [], "rewarm_from": None}
+        return state, f"{fw} (16-bit weights, fresh optimiser, re-warm-up)"
+    return {"settings": asdict(settings or Settings()), "step": 0, "chunk": 0, "in_chunk": 0, "tokens": 0,
+            "target_tokens": 0, "wall_s": 0.0, "curve": [], "sessions": [], "rewarm_from": None}, None
+
+
+def _settings_of(state: dict, overrides: dict | None) -> Settings:
     s = Settings(**{**asdict(Settings()), **state["settings"]})
     s.betas = tuple(s.betas)
     for key, value in (overrides or {}).items():  # e.g. a GPU run continues with larger batches
-        if key not in ("max_tokens", "lr", "save_minutes") or value is None:
-            continue
-        setattr(s, key, value)
-    torch.set_num_threads(threads)
-    torch.manual_seed(s.seed + state["step"])
-    tok = AutoTokenizer.from_pretrained(str(work / "tokenizer"))
-    codes = meta["codes"]
-    ltok = LanguageTokens.from_tokenizer(tok, codes, {}, decoder_start_id=2)
-    from lslo.tuner.languages import tokenizer_vocab_size
+        if key in ("max_tokens", "lr") and value is not None:
+            setattr(s, key, value)
+    return s
 
-    model = M2M100ForConditionalGeneration(model_config(s, tokenizer_vocab_size(tok)))
-    fairseq_init(model, s.seed)
-    model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=s.lr, betas=s.betas, eps=1e-8, weight_decay=s.weight_decay)
+
+class _Run:
+    """One training session: the model, optimiser, sampler and state, and one update at a time."""
+
+    def __init__(self, work: Path, state: dict, s: Settings, resumed: str | None, from_weights: Path | None,
+                 device: str, bf16: bool, threads: int):
+        import torch
+        from transformers import AutoTokenizer, M2M100ForConditionalGeneration
+
+        from lslo.tuner.languages import LanguageTokens, tokenizer_vocab_size
+
+        meta = json.loads((work / "prepare.json").read_text())
+        self.work, self.state, self.s, self.device, self.bf16 = work, state, s, device, bf16
+        torch.set_num_threads(threads)
+        torch.manual_seed(s.seed + state["step"])
+        tok = AutoTokenizer.from_pretrained(str(work / "tokenizer"))
+        self.ltok = LanguageTokens.from_tokenizer(tok, meta["codes"], {}, decoder_start_id=2)
+        self.model = M2M100ForConditionalGeneration(model_config(s, tokenizer_vocab_size(tok)))
+        fairseq_init(self.model, s.seed)
+        self.model.to(device)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=s.lr, betas=s.betas, eps=1e-8,
+                                     weight_decay=s.weight_decay)
+        ckpt = work / CKPT
+        if resumed and resumed.startswith("checkpoint"):
+            _load_weights(self.model, ckpt / "model.safetensors")
+            self.opt.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=device, weights_only=True))
+            if (ckpt / "rng.pt").is_file():  # dropout masks continue exactly where they stopped
+                torch.set_rng_state(torch.load(ckpt / "rng.pt", weights_only=True))
+        elif resumed:
+            _load_weights(self.model, Path(from_weights))
+        self.sampler = Sampler(work / "tokens.npz", meta["codes"], s)
+        self.chunk = self.sampler.chunk(state["chunk"])
+        self.window = list(state.get("window", (0.0, 0)))  # the log window continues across a resume
+        self.window_start = (time.time(), state["tokens"])
+        self.model.train()
+
+    def update(self) -> None:
+        """One optimiser step on the next batch of the deterministic stream."""
+        import torch
+
+        from lslo.tuner.languages import build_batch
+
+        st, s = self.state, self.s
+        if st["in_chunk"] >= len(self.chunk):
+            st["chunk"], st["in_chunk"] = st["chunk"] + 1, 0
+            self.chunk = self.sampler.chunk(st["chunk"])
+        exs = self.chunk[st["in_chunk"]]
+        piece = self.sampler.piece
+        batch = build_batch(self.ltok, [piece(a, i).tolist() for a, _, i in exs], [a for a, _, _ in exs],
+                            [b for _, b, _ in exs], [piece(b, i).tolist() for _, b, i in exs])
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        for g in self.opt.param_groups:
+            g["lr"] = lr_at(st["step"], s, st.get("rewarm_from"))
+        with torch.autocast(device_type=self.device.split(":")[0], dtype=torch.bfloat16, enabled=self.bf16):
+            loss, nll, ntok = loss_of(self.model, batch, s.label_smoothing)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.clip_norm)
+        if torch.isfinite(gnorm):  # a non-finite update is skipped (the step still counts: the stream moves on)
+            self.opt.step()
+        st["step"] += 1
+        st["in_chunk"] += 1
+        st["tokens"] += int(batch["attention_mask"].sum() + batch["decoder_attention_mask"].sum())
+        st["target_tokens"] += ntok
+        self.window[0] += nll
+        self.window[1] += ntok
+
+    def log(self) -> None:
+        st = self.state
+        nll, ntok = self.window
+        t0, tok0 = self.window_start
+        rec = {"step": st["step"], "nll": round(nll / max(ntok, 1), 4), "lr": round(self.opt.param_groups[0]["lr"], 7),
+               "tokens": st["tokens"]}
+        st["curve"].append(rec)
+        rate = (st["tokens"] - tok0) / max(time.time() - t0, 1e-9)
+        print(f"step {st['step']}: nll {rec['nll']:.3f} lr {rec['lr']:.2e} {st['tokens'] / 1e6:.1f}M tokens, "
+              f"{rate:.0f} tok/s", file=sys.stderr, flush=True)
+        self.window = [0.0, 0]
+        self.window_start = (time.time(), st["tokens"])
+
+    def save(self) -> None:
+        _save_atomic(self.work, self.model, self.opt,
+                     {**self.state, "settings": asdict(self.s), "window": tuple(self.window)})
+
+
+def train(work: Path, steps: int, minutes: float | None = None, save_minutes: float = 10.0, threads: int = 2,
+          device: str = "cpu", bf16: bool = False, from_weights: Path | None = None,
+          settings: Settings | None = None, log_every: int = 50, overrides: dict | None = None) -> dict:
+    """Train (or resume) until ``steps`` updates or ``minutes`` of wall time; returns the state.
+
+    Ctrl-C (KeyboardInterrupt) stops after the current update and saves a checkpoint."""
+    if not (work / "prepare.json").is_file():
+        raise PretrainError(f"{work}: no prepare.json; run `prepare` first")
+    state, resumed = _initial_state(work, settings, from_weights)
+    s = _settings_of(state, overrides)
+    run = _Run(work, state, s, resumed, from_weights, device, bf16, threads)
     session = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "start_step": state["step"],
                "device": device, "threads": threads, "bf16": bf16, "host": platform.node(),
-               "cpu": platform.processor() or platform.machine()}
-    if resumed and resumed.startswith("checkpoint"):
-        _load_weights(model, ckpt / "model.safetensors")
-        opt.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=device, weights_only=True))
-        if (ckpt / "rng.pt").is_file():  # dropout masks continue exactly where they stopped
-            torch.set_rng_state(torch.load(ckpt / "rng.pt", weights_only=True))
-    elif resumed:
-        _load_weights(model, Path(from_weights))
+               "cpu": platform.processor() or platform.machine(), "max_tokens": s.max_tokens}
     if resumed:
         session["resumed_from"] = resumed
-    session["start_step"] = state["step"]
-    sampler = Sampler(work / "tokens.npz", codes, s)
-    print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters; step {state['step']} -> "
-          f"{steps}; {len(sampler.pairs)} language pairs", file=sys.stderr, flush=True)
-    model.train()
-    t0 = time.time()
-    last_save = t0
-    chunk = sampler.chunk(state["chunk"])
-    win_nll, win_tok = state.get("window", (0.0, 0))  # the log window continues across a resume
-    win_t = time.time()
+    n_params = sum(p.numel() for p in run.model.parameters())
+    print(f"model: {n_params / 1e6:.2f}M parameters; step {state['step']} -> {steps}; "
+          f"{len(run.sampler.pairs)} language pairs", file=sys.stderr, flush=True)
+    t0 = last_save = time.time()
     interrupted = False
     try:
-        while state["step"] < steps:
-            if minutes is not None and time.time() - t0 > minutes * 60:
-                break
-            if state["in_chunk"] >= len(chunk):
-                state["chunk"] += 1
-                state["in_chunk"] = 0
-                chunk = sampler.chunk(state["chunk"])
-            exs = chunk[state["in_chunk"]]
-            batch = build_batch(ltok, [sampler.piece(a, i).tolist() for a, _, i in exs], [a for a, _, _ in exs],
-                                [b for _, b, _ in exs], [sampler.piece(b, i).tolist() for _, b, i in exs])
-            batch = {k: v.to(device) for k, v in batch.items()}
-            for g in opt.param_groups:
-                g["lr"] = lr_at(state["step"], s, state.get("rewarm_from"))
-            with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
-                loss, nll, ntok = loss_of(model, batch, s.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), s.clip_norm)
-            if torch.isfinite(gnorm):
-                opt.step()
-            state["step"] += 1
-            state["in_chunk"] += 1
-            state["tokens"] += int(batch["attention_mask"].sum() + batch["decoder_attention_mask"].sum())
-            state["target_tokens"] += ntok
-            win_nll += nll
-            win_tok += ntok
+        while state["step"] < steps and not (minutes is not None and time.time() - t0 > minutes * 60):
+            run.update()
             if state["step"] % log_every == 0:
-                dt = time.time() - win_t
-                rec = {"step": state["step"], "nll": round(win_nll / max(win_tok, 1), 4),
-                       "lr": round(opt.param_groups[0]["lr"], 7), "tokens": state["tokens"]}
-                state["curve"].append(rec)
-                print(f"step {state['step']}: nll {rec['nll']:.3f} lr {rec['lr']:.2e} "
-                      f"{state['tokens'] / 1e6:.1f}M tokens, {win_tok * 2 / max(dt, 1e-9):.0f} tok/s",
-                      file=sys.stderr, flush=True)
-                win_nll = win_tok = 0.0
-                win_t = time.time()
+                run.log()
             if time.time() - last_save > save_minutes * 60:
                 state["wall_s"] += time.time() - last_save
                 last_save = time.time()
-                _save_atomic(work, model, opt, {**state, "settings": asdict(s), "window": (win_nll, win_tok)})
+                run.save()
     except KeyboardInterrupt:
         interrupted = True
     state["wall_s"] += time.time() - last_save
     session["end_step"] = state["step"]
     session["seconds"] = round(time.time() - t0, 1)
     state["sessions"].append(session)
-    state["window"] = (win_nll, win_tok)
-    _save_atomic(work, model, opt, {**state, "settings": asdict(s)})
+    run.save()
     if interrupted:
         print(f"interrupted at step {state['step']}; checkpoint saved", file=sys.stderr)
     return state
