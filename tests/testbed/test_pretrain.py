@@ -129,3 +129,33 @@ def test_prepare_can_reuse_a_committed_tokenizer(prepared, tmp_path):
     assert a["en.ids"].dtype == np.uint16  # small vocabularies pack into 16 bits
     with pytest.raises(P.PretrainError, match="no sentencepiece.bpe.model"):
         P.prepare(Path(meta["corpus"]), tmp_path / "x", P.Settings(**TINY), tokenizer=tmp_path)
+
+
+def test_a_kill_between_the_renames_keeps_the_previous_checkpoint(prepared, tmp_path):
+    work = _copy(prepared, tmp_path / "k")
+    P.train(work, steps=3, settings=P.Settings(**TINY), threads=1)
+    (work / P.CKPT).rename(work / (P.CKPT + ".old"))  # as if killed after the first rename
+    state = P.train(work, steps=4, threads=1)
+    assert state["step"] == 4 and state["sessions"][0]["end_step"] == 3  # resumed, not restarted
+    assert (work / P.CKPT / "state.json").is_file() and not (work / (P.CKPT + ".old")).exists()
+
+
+def test_sigint_stops_between_updates_and_saves(prepared, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    work = _copy(prepared, tmp_path / "s")
+    real = P._Run.update
+    calls = {"n": 0}
+
+    def update_then_signal(self):
+        real(self)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives mid-run: the loop finishes this update first
+
+    monkeypatch.setattr(P._Run, "update", update_then_signal)
+    state = P.train(work, steps=50, settings=P.Settings(**TINY), threads=1)
+    assert state["step"] == 2
+    saved = json.loads((work / P.CKPT / "state.json").read_text())
+    assert saved["step"] == 2 and saved["in_chunk"] == 2

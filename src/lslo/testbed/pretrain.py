@@ -37,6 +37,7 @@ import math
 import os
 import platform
 import shlex
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -321,6 +322,14 @@ def unique_state(model, dtype=None) -> dict:
     return out
 
 
+def checkpoint_path(work: Path) -> Path:
+    """The checkpoint folder, or the previous one when a kill came between the two renames of a save."""
+    final, old = work / CKPT, work / (CKPT + ".old")
+    if not (final / "state.json").is_file() and (old / "state.json").is_file():
+        return old
+    return final
+
+
 def _save_atomic(work: Path, model, opt, state: dict) -> None:
     import torch
     from safetensors.torch import save_file
@@ -329,20 +338,22 @@ def _save_atomic(work: Path, model, opt, state: dict) -> None:
     tmp.mkdir(exist_ok=True)
     save_file(unique_state(model), str(tmp / "model.safetensors"))
     torch.save(opt.state_dict(), tmp / "optimizer.pt")
-    torch.save(torch.get_rng_state(), tmp / "rng.pt")
+    rng = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    torch.save(rng, tmp / "rng.pt")
     (tmp / "state.json").write_text(json.dumps(state, indent=1) + "\n")
     final = work / CKPT
     old = work / (CKPT + ".old")
+    if not (final / "state.json").is_file() and (old / "state.json").is_file():
+        shutil.rmtree(final, ignore_errors=True)  # a kill between the renames: keep .old, the good one
+        os.replace(old, final)
     if final.exists():
         if old.exists():
-            import shutil
-
             shutil.rmtree(old)
         os.replace(final, old)
     os.replace(tmp, final)
     if old.exists():
-        import shutil
-
         shutil.rmtree(old)
 
 
@@ -368,7 +379,7 @@ def _load_weights(model, path: Path) -> None:
 def _initial_state(work: Path, settings: Settings | None, from_weights: Path | None) -> tuple[dict, str | None]:
     """(state, how it was resumed): the work folder's checkpoint, else an export with
     ``resume.json`` (``from_weights``), else a fresh start."""
-    ckpt = work / CKPT
+    ckpt = checkpoint_path(work)
     if (ckpt / "state.json").is_file():
         return json.loads((ckpt / "state.json").read_text()), "checkpoint (weights + optimiser)"
     if from_weights is not None:
@@ -413,12 +424,17 @@ class _Run:
         self.model.to(device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=s.lr, betas=s.betas, eps=1e-8,
                                      weight_decay=s.weight_decay)
-        ckpt = work / CKPT
+        ckpt = checkpoint_path(work)
         if resumed and resumed.startswith("checkpoint"):
             _load_weights(self.model, ckpt / "model.safetensors")
             self.opt.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=device, weights_only=True))
             if (ckpt / "rng.pt").is_file():  # dropout masks continue exactly where they stopped
-                torch.set_rng_state(torch.load(ckpt / "rng.pt", weights_only=True))
+                rng = torch.load(ckpt / "rng.pt", weights_only=True)
+                if isinstance(rng, torch.Tensor):  # checkpoints before the CUDA state was kept
+                    rng = {"cpu": rng}
+                torch.set_rng_state(rng["cpu"])
+                if "cuda" in rng and torch.cuda.is_available():
+                    torch.cuda.set_rng_state_all(rng["cuda"])
         elif resumed:
             _load_weights(self.model, Path(from_weights))
         self.sampler = Sampler(work / "tokens.npz", meta["codes"], s)
@@ -476,6 +492,37 @@ class _Run:
                      {**self.state, "settings": asdict(self.s), "window": tuple(self.window)})
 
 
+class _StopOnSignal:
+    """SIGINT/SIGTERM set a flag checked between updates (an update is never cut in half); a
+    second Ctrl-C stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict = {}
+
+    def __enter__(self):
+        import signal
+
+        def handler(signum, frame):
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested = True
+            print("stopping after this update (Ctrl-C again to abort without saving)", file=sys.stderr, flush=True)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, handler)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
 def train(work: Path, steps: int, minutes: float | None = None, save_minutes: float = 10.0, threads: int = 2,
           device: str = "cpu", bf16: bool = False, from_weights: Path | None = None,
           settings: Settings | None = None, log_every: int = 50, overrides: dict | None = None) -> dict:
@@ -496,9 +543,10 @@ def train(work: Path, steps: int, minutes: float | None = None, save_minutes: fl
     print(f"model: {n_params / 1e6:.2f}M parameters; step {state['step']} -> {steps}; "
           f"{len(run.sampler.pairs)} language pairs", file=sys.stderr, flush=True)
     t0 = last_save = time.time()
-    interrupted = False
-    try:
-        while state["step"] < steps and not (minutes is not None and time.time() - t0 > minutes * 60):
+    stop = _StopOnSignal()
+    with stop:  # Ctrl-C / SIGTERM: finish the current update, then save and return
+        while (state["step"] < steps and not stop.requested
+               and not (minutes is not None and time.time() - t0 > minutes * 60)):
             run.update()
             if state["step"] % log_every == 0:
                 run.log()
@@ -506,8 +554,7 @@ def train(work: Path, steps: int, minutes: float | None = None, save_minutes: fl
                 state["wall_s"] += time.time() - last_save
                 last_save = time.time()
                 run.save()
-    except KeyboardInterrupt:
-        interrupted = True
+    interrupted = stop.requested
     state["wall_s"] += time.time() - last_save
     session["end_step"] = state["step"]
     session["seconds"] = round(time.time() - t0, 1)
