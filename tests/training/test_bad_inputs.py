@@ -154,3 +154,45 @@ def test_translate_reads_segments(cfg, tmp_path):
     assert main(["translate", str(run), "--src", "en", "--tgt", "fr", "--input", str(src),
                  "--output", str(tmp_path / "o.txt"), "--max-new-tokens", "4"]) == 0
     assert len((tmp_path / "o.txt").read_text().splitlines()) == 2
+
+
+def test_review_fixes_resume_and_restart(cfg, tmp_path, capsys, monkeypatch):
+    """fp16 may be switched on at resume; a fresh start clears an earlier attempt's files;
+    evaluate refuses an occupied output folder before translating anything."""
+    run = tmp_path / "run"
+    assert main(["train", str(cfg), "--quiet"]) == 0
+    assert main(["train", "--resume", str(run), "--set", "train.precision=fp16", "--set", "train.max_steps=2",
+                 "--quiet"]) == 0  # the fp32 run saved an empty scaler state
+    (run / "checkpoints" / "best").mkdir(exist_ok=True)
+    (run / "checkpoints" / "best" / "stale").write_text("x")
+    assert main(["train", str(cfg), "--overwrite", "--quiet"]) == 0
+    assert not (run / "checkpoints" / "best" / "stale").exists()
+    with (run / "metrics.csv").open() as f:
+        steps = [r["step"] for r in csv.DictReader(f) if r["kind"] == "train"]
+    assert steps == ["1"]  # the first attempt's rows are gone
+    assert main(["evaluate", str(run), "--quiet"]) == 0
+    import lslo.cli.evaluate as E
+
+    monkeypatch.setattr("lslo.evaluation.evaluate_model", lambda *a, **k: pytest.fail("translated before refusing"))
+    assert E is not None
+    one_line_error(capsys, main(["evaluate", str(run), "--quiet"]), "already holds scores")
+
+
+def test_an_old_run_resumes_with_its_own_objective(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from lslo.training import Trainer
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "run_v0_1"
+    shutil.copytree(fixture, tmp_path / "fx")
+    monkeypatch.chdir(tmp_path / "fx")
+    seen = {}
+    real = Trainer.__init__
+
+    def spy(self, cfg, *a, **k):
+        seen["predict"] = cfg.train.predict_language_token
+        real(self, cfg, *a, **k)
+
+    monkeypatch.setattr(Trainer, "__init__", spy)
+    assert main(["train", "--resume", "run", "--set", "train.epochs=3", "--quiet"]) == 0
+    assert seen["predict"] is True  # trained before the option existed: the language token stays a label

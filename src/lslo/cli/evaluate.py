@@ -28,10 +28,11 @@ def evaluation_corpus(cfg, data: str | None, split: str | None):
     from lslo.training import load_splits
 
     d = cfg.data
+    fmt = d.format if data is None else "auto"  # another corpus than the run's: tell its format by its name
     if data is None and d.split_ratios:
         return load_splits(cfg)["test"], str(d.path), "test (data.split_ratios)"
     path = Path(data or d.path)
-    if path.is_dir() and d.format in ("auto", "flores"):
+    if path.is_dir() and fmt in ("auto", "flores"):
         split = split or d.test_split
         if split is None:
             raise CorpusError(f"{path}: a FLORES directory needs --split (dev or devtest)")
@@ -40,13 +41,23 @@ def evaluation_corpus(cfg, data: str | None, split: str | None):
         if split is not None and path.is_file():
             raise CorpusError(f"--split {split}: {path} is a {path.suffix or 'plain'} file; --split applies "
                               "to FLORES directories (a TSV/JSONL file is scored whole)")
-        corpus = load_corpus(path, None, None, fmt=d.format, empty=d.empty)
+        corpus = load_corpus(path, None, None, fmt=fmt, empty=d.empty)
         split = "all"
     present = [c for c in cfg.lslo.codes if c in corpus.languages]
     if len(present) < 2:
         raise CorpusError(f"{path}: holds {len(present)} of the run's languages ({', '.join(cfg.lslo.codes)}); "
                           "need at least two")
     return corpus.subset(present), str(path), split
+
+
+def _output_dir(args: argparse.Namespace, cfg, data_label: str, split: str, used: str) -> Path:
+    """``--out``, else RUN/eval-[DATA-]SPLIT-CHECKPOINT (CONFIG-eval-... for a config file)."""
+    if args.out:
+        return Path(args.out)
+    run = Path(args.run)
+    same_data = args.data is None or Path(args.data).resolve() == Path(cfg.data.path).resolve()
+    tag = split.split(" ")[0] if same_data else f"{Path(data_label).name}-{split}"
+    return run / f"eval-{tag}-{used}" if run.is_dir() else Path(f"{run.with_suffix('')}-eval-{tag}-{used}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -56,6 +67,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     cfg, model = load_run(args.run, checkpoint=args.checkpoint, device=args.device)
     corpus, data_label, split = evaluation_corpus(cfg, args.data, args.split)
+    used = model.loaded_checkpoint
+    out = _output_dir(args, cfg, data_label, split, used)
+    if (out / "scores.json").exists() and not args.overwrite:  # before hours of beam search, not after
+        raise CorpusError(f"{out}: already holds scores; pass --overwrite or --out DIR")
     wanted = run_directions(cfg, args.directions.split(",") if args.directions else cfg.eval.directions,
                             training=False)
     dirs = [(s, t) for s, t in wanted if s in corpus.languages and t in corpus.languages]
@@ -73,19 +88,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens or e.max_new_tokens, length_penalty=e.length_penalty, spbleu=spbleu,
         max_segments=args.max_segments or e.max_segments, quiet=args.quiet,
     )
-    used = model.loaded_checkpoint
     scores["evaluated"] = {"run": str(args.run), "data": data_label, "split": split, "checkpoint": used,
                            "checkpoint_asked": args.checkpoint, "segments": len(corpus),
                            "languages": list(corpus.languages), "skipped_directions": skipped}
-    if args.out:
-        out = Path(args.out)
-    else:
-        base = Path(args.run) if Path(args.run).is_dir() else Path(args.run).with_suffix("")
-        same_data = args.data is None or Path(args.data).resolve() == Path(cfg.data.path).resolve()
-        tag = split.split(" ")[0] if same_data else f"{Path(data_label).name}-{split}"
-        out = (base / f"eval-{tag}-{used}") if Path(args.run).is_dir() else Path(f"{base}-eval-{tag}-{used}")
-    if (out / "scores.json").exists() and not args.overwrite:
-        raise CorpusError(f"{out}: already holds scores; pass --overwrite or --out DIR")
     note = f" ('{args.checkpoint}' asked; the run has none)" if used != args.checkpoint else ""
     title = f"{cfg.method} ({used}{note}) on {Path(data_label).name} {split}"
     write_scores(scores, out, title, codes=list(corpus.languages))

@@ -23,6 +23,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from lslo.reporting import report_after_training
     from lslo.training import RunError, Trainer
     from lslo.training.config import RunConfig
+    from lslo.tuner.config import load_yaml
 
     if args.add_language:
         if not args.resume_from:
@@ -30,6 +31,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg, run_dir = _add_language_config(args)
         trainer = Trainer(cfg, run_dir, device=args.device, quiet=args.quiet, finish_hooks=[report_after_training])
         result = trainer.train()
+        if result.interrupted:
+            print(f"stopped at step {result.steps}; continue with: lslo train --resume {run_dir}")
+            return 130
         print(json.dumps({"run_dir": str(run_dir), "added": cfg.trainable_languages, "steps": result.steps,
                           "directions": len(trainer.directions)}, indent=2))
         return 0
@@ -41,7 +45,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise RunError(f"--resume {run_dir}: no complete checkpoint to continue from (killed before the first "
                            f"one was written); start it again with: lslo train {run_dir / 'config.yaml'} "
                            f"--output-dir {run_dir}")
-        cfg = RunConfig.load(run_dir / "config.yaml", args.set)
+        overrides = list(args.set)
+        raw = load_yaml(run_dir / "config.yaml")
+        if isinstance(raw, dict) and "predict_language_token" not in (raw.get("train") or {}):
+            # a run started before this option existed trained (and validated) with the language
+            # token as a label: it continues with the same objective, so losses stay comparable
+            overrides.insert(0, "train.predict_language_token=true")
+        cfg = RunConfig.load(run_dir / "config.yaml", overrides)
     else:
         if not args.config:
             raise RunError("train: give a CONFIG.yaml, or --resume RUN")

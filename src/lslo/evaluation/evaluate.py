@@ -34,7 +34,7 @@ def evaluate_model(
     quiet: bool = False,
 ) -> dict[str, Any]:
     """Translate every direction (batches mix directions) and score each one."""
-    spbleu = spbleu or SpBleu()
+    spbleu = spbleu or SpBleu.for_model("auto", getattr(model, "tokenizer", None))
     if not spbleu.available:
         warnings.warn(
             "spBLEU unavailable: sacrebleu's flores SentencePiece model is not on disk and no eval.spm_model "

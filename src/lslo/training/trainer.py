@@ -21,6 +21,7 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
 import time
 import warnings
@@ -297,11 +298,12 @@ class Trainer:
         self.step, self.epoch = state["step"], state["epoch"]
         self.best_valid, self.first_loss, self.last_loss = state["best_valid"], state["first_loss"], state["last_loss"]
         if "scaler" in state:  # runs saved before loss scaling existed have neither
-            self.scaler.load_state_dict(state["scaler"])
+            if state["scaler"] and self.scaler.is_enabled():  # empty when it was saved without fp16
+                self.scaler.load_state_dict(state["scaler"])
             self.nonfinite_in_a_row, self.skipped_updates = state["nonfinite"]
-        self._truncate_metrics(self.step)
+        self._truncate_metrics(self.step, self.epoch)
 
-    def _truncate_metrics(self, step: int) -> None:
+    def _truncate_metrics(self, step: int, epoch: int) -> None:
         """Drop metrics.csv rows logged after the checkpoint we resume from (a kill between a log
         line and the next checkpoint would otherwise leave them twice)."""
         path = self.run_dir / "metrics.csv"
@@ -311,8 +313,15 @@ class Trainer:
             rows = list(csv.reader(f))
         if not rows:
             return
-        col = rows[0].index("step") if "step" in rows[0] else 1
-        keep = [rows[0]] + [r for r in rows[1:] if len(r) > col and r[col].isdigit() and int(r[col]) <= step]
+        head = rows[0]
+        col, ecol, kcol = (head.index(k) if k in head else i for i, k in ((1, "step"), (2, "epoch"), (0, "kind")))
+
+        def before(r: list[str]) -> bool:  # logged before the checkpoint: at or before its step and epoch
+            if len(r) <= max(col, ecol) or not r[col].isdigit() or int(r[col]) > step:
+                return False
+            return not (r[kcol] == "valid" and r[ecol].isdigit() and int(r[ecol]) > epoch)
+
+        keep = [head] + [r for r in rows[1:] if before(r)]
         if len(keep) != len(rows):
             tmp = path.with_suffix(".csv.tmp")
             with tmp.open("w", newline="", encoding="utf-8") as f:
@@ -452,6 +461,13 @@ class Trainer:
         if resume:
             self.load_checkpoint()
         elif self.is_main:
+            # a fresh start (--overwrite, or a first attempt killed before its first checkpoint):
+            # nothing of an earlier attempt may survive to be mistaken for this run's logs or weights
+            for stale in ("checkpoints", "tb", "report"):
+                if (self.run_dir / stale).exists():
+                    shutil.rmtree(self.run_dir / stale)
+            for stale in ("metrics.csv", "parameters.json"):
+                (self.run_dir / stale).unlink(missing_ok=True)
             cfg.save(self.run_dir / "config.yaml")
         self.tb = None
         if cfg.train.tensorboard and self.is_main:
@@ -521,14 +537,16 @@ class Trainer:
                    "prune_ratio": f"{self.pruner.current_ratio:.4f}" if self.pruner else "",
                    "elapsed_s": f"{time.time() - start:.1f}"})
         if not self.quiet:
-            msg = f"epoch {self.epoch}: train loss {self.last_loss:.4f}"
+            msg = f"epoch {self.epoch}: train loss " + ("n/a" if self.last_loss is None else f"{self.last_loss:.4f}")
             if valid is not None:
                 msg += f", valid loss {valid:.4f}"
             if self.pruner:
                 msg += f", pruned {self.pruner.current_ratio:.1%}"
             tqdm.write(msg)
         # With pruning, only a checkpoint at the final ratio is a fair "best".
-        pruning_done = self.pruner is None or self.pruner.current_ratio >= self.cfg.pruning.entry_final_ratio - 1e-9
+        c = self.cfg.pruning
+        t_now = self.epoch if c.unit == "epoch" else self.step
+        pruning_done = self.pruner is None or t_now >= c.start + c.duration - 1e-9  # the schedule has ended
         if (valid is not None and math.isfinite(valid) and pruning_done
                 and (self.best_valid is None or valid < self.best_valid)):
             self.best_valid = valid
