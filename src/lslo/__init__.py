@@ -5,10 +5,10 @@ cheap)::
 
     from lslo import LSLoConfig, LSLoModel, RunConfig, Trainer, load_run, evaluate_model
 
-Layers, from the core up (each imports only those to its left):
-``tuner`` <- ``pruning`` <- ``data`` <- ``training`` <- ``evaluation`` / ``reporting``
-<- ``search`` / ``experiments`` <- ``cli``; ``testbed`` (offline corpora, base model,
-demo) is reached only from the CLI, benchmarks and tests.
+Layers, from the bottom up (each imports only those to its left; ``tests/test_architecture.py``):
+``errors`` <- ``pruning`` <- ``tuner`` <- ``data`` <- ``training`` <- ``evaluation`` /
+``reporting`` <- ``search`` / ``experiments`` <- ``cli``; ``testbed`` (offline corpora, base
+model, demo) is reached only from the CLI, benchmarks and tests.
 """
 
 from __future__ import annotations

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from lslo.tuner.peft_export import ExportError, export_peft
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``lslo export-peft RUN --src XX --tgt YY --out DIR [--checkpoint best|last]``."""
@@ -28,6 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def cmd_export_peft(args: argparse.Namespace) -> int:
     from lslo.training import RunError, load_run
+    from lslo.tuner.peft_export import ExportError, export_peft
 
     cfg, model = load_run(args.run, checkpoint=args.checkpoint, device="cpu")
     if cfg.method == "full":

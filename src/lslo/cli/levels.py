@@ -6,17 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from lslo.experiments.levels import (
-    apply_levels,
-    check_values,
-    language_scores,
-    levels_from_counts,
-    levels_from_scores,
-    parse_split,
-    read_counts,
-)
-from lslo.tuner.config import ConfigError
-
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """``lslo levels CONFIG (--counts ... | --scores ...) [--split | --thresholds] [--out NEW.yaml]``."""
@@ -48,7 +37,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_levels(args: argparse.Namespace) -> int:
     import yaml
 
-    from lslo.tuner.config import LSLoConfig, load_yaml
+    from lslo.experiments.levels import (
+        apply_levels,
+        check_values,
+        language_scores,
+        levels_from_counts,
+        levels_from_scores,
+        parse_split,
+        read_counts,
+    )
+    from lslo.tuner.config import ConfigError, LSLoConfig, load_yaml
 
     data = load_yaml(args.config) or {}
     if not isinstance(data, dict):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from lslo.reporting.report import write_run_report
-
 
 def add_parser(subparsers: Any) -> Any:
     """``lslo report RUN [--checkpoint best|last|none]``."""
@@ -21,6 +19,7 @@ def add_parser(subparsers: Any) -> Any:
 
 
 def cmd_report(args: Any) -> int:
+    from lslo.reporting.report import write_run_report
     from lslo.training import load_run
 
     _, model = load_run(args.run, checkpoint=args.checkpoint, device="cpu")

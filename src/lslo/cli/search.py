@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from lslo.search import run_search
-from lslo.tuner.layer import SHARED
-
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from lslo.search import run_search
+    from lslo.tuner.layer import SHARED
+
     overrides = list(args.set or [])
     if args.per_position:
         overrides.append("search.per_position=true")

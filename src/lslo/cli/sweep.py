@@ -7,8 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lslo.experiments.sweep import make_variants, run_sweep, split_list
-
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """``lslo sweep CONFIG --ranks ... --positions ... --out DIR``."""
@@ -45,6 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from lslo.experiments.sweep import make_variants, run_sweep, split_list
+
     variants = make_variants(split_list(args.ranks), split_list(args.positions), args.design)
     if args.list:
         for v in variants:

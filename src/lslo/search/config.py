@@ -67,10 +67,10 @@ class SearchConfig:
         for key in data:
             if key not in known:
                 raise ConfigError(f"search.{key}: unknown field; expected one of {', '.join(sorted(known))}")
-        cfg = cls(**data)
-        if cfg.train is None:
-            cfg.train = {}
-        return cfg.validate()
+        data = dict(data)
+        if data.get("train", {}) is None:  # `train:` with no value in YAML: no overrides
+            data["train"] = {}
+        return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -7,6 +7,7 @@ pinned ``.deb`` files (fetched once with ``apt-get download``).
 
 from __future__ import annotations
 
+import struct
 import tarfile
 from collections.abc import Callable
 from io import BytesIO
@@ -59,7 +60,10 @@ def mo_catalog(mo: bytes) -> dict[str, str]:
     ``msgid``. Plural entries keep their singular form; untranslated (empty) entries are absent."""
     import gettext
 
-    cat = gettext.GNUTranslations(BytesIO(mo))._catalog  # noqa: SLF001 - the parsed catalogue
+    try:
+        cat = gettext.GNUTranslations(BytesIO(mo))._catalog  # noqa: SLF001 - the parsed catalogue
+    except (OSError, UnicodeDecodeError, struct.error) as e:
+        raise DebError(f"corrupt .mo catalogue ({e})") from None
     out: dict[str, str] = {}
     for key, text in cat.items():
         if isinstance(key, tuple):  # (msgid, plural index)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-from lslo.testbed.debian import deb_files
+from lslo.testbed.debian import DebError, deb_files
 
 HELP_ROOT = "usr/share/libreoffice/help/"
 _ID = re.compile(r"^(par|hd)_id\w+$")
@@ -99,7 +99,7 @@ def read_help_deb(deb: bytes) -> tuple[str, dict[tuple[str, str], str]]:
             lang_dir = lang_dir or lang
             pages[page] = files[name]
     if lang_dir is None:
-        raise ValueError("no help pages under usr/share/libreoffice/help/<lang>/text/")
+        raise DebError("no help pages under usr/share/libreoffice/help/<lang>/text/ (not a help package?)")
     out: dict[tuple[str, str], str] = {}
     for page in sorted(pages):
         for seg_id, text in parse_page(pages[page].decode("utf-8", errors="replace")).items():
