@@ -134,10 +134,10 @@ def test_prepare_can_reuse_a_committed_tokenizer(prepared, tmp_path):
 def test_a_kill_between_the_renames_keeps_the_previous_checkpoint(prepared, tmp_path):
     work = _copy(prepared, tmp_path / "k")
     P.train(work, steps=3, settings=P.Settings(**TINY), threads=1)
-    (work / P.CKPT).rename(work / (P.CKPT + ".old"))  # as if killed after the first rename
+    (work / P.CKPT).rename(work / f".{P.CKPT}.old")  # as if killed after the first rename
     state = P.train(work, steps=4, threads=1)
     assert state["step"] == 4 and state["sessions"][0]["end_step"] == 3  # resumed, not restarted
-    assert (work / P.CKPT / "state.json").is_file() and not (work / (P.CKPT + ".old")).exists()
+    assert (work / P.CKPT / "state.json").is_file() and not (work / f".{P.CKPT}.old").exists()
 
 
 def test_sigint_stops_between_updates_and_saves(prepared, tmp_path, monkeypatch):

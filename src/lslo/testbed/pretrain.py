@@ -34,7 +34,6 @@ import argparse
 import hashlib
 import json
 import math
-import os
 import platform
 import shlex
 import shutil
@@ -120,7 +119,6 @@ def prepare(corpus: Path, work: Path, settings: Settings, tokenizer: Path | None
     """Tokenizer + ``tokens.npz`` in ``work``. With ``tokenizer`` (a folder holding
     ``sentencepiece.bpe.model``, e.g. the committed base), that SentencePiece model is reused
     instead of trained, so a new machine can continue from committed weights."""
-    import shutil
 
     import sentencepiece as spm
 
@@ -323,8 +321,9 @@ def unique_state(model, dtype=None) -> dict:
 
 
 def checkpoint_path(work: Path) -> Path:
-    """The checkpoint folder, or the previous one when a kill came between the two renames of a save."""
-    final, old = work / CKPT, work / (CKPT + ".old")
+    """The checkpoint folder, or the previous one when a kill came between the two renames of a
+    save (:func:`lslo.training.checkpoints.atomic_write_dir` keeps it as ``.checkpoint.old``)."""
+    final, old = work / CKPT, work / f".{CKPT}.old"
     if not (final / "state.json").is_file() and (old / "state.json").is_file():
         return old
     return final
@@ -334,27 +333,18 @@ def _save_atomic(work: Path, model, opt, state: dict) -> None:
     import torch
     from safetensors.torch import save_file
 
-    tmp = work / (CKPT + ".tmp")
-    tmp.mkdir(exist_ok=True)
-    save_file(unique_state(model), str(tmp / "model.safetensors"))
-    torch.save(opt.state_dict(), tmp / "optimizer.pt")
-    rng = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
-    torch.save(rng, tmp / "rng.pt")
-    (tmp / "state.json").write_text(json.dumps(state, indent=1) + "\n")
-    final = work / CKPT
-    old = work / (CKPT + ".old")
-    if not (final / "state.json").is_file() and (old / "state.json").is_file():
-        shutil.rmtree(final, ignore_errors=True)  # a kill between the renames: keep .old, the good one
-        os.replace(old, final)
-    if final.exists():
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old.exists():
-        shutil.rmtree(old)
+    from lslo.training.checkpoints import atomic_write_dir
+
+    def write(tmp: Path) -> None:
+        save_file(unique_state(model), str(tmp / "model.safetensors"))
+        torch.save(opt.state_dict(), tmp / "optimizer.pt")
+        rng = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        torch.save(rng, tmp / "rng.pt")
+        (tmp / "state.json").write_text(json.dumps(state, indent=1) + "\n")
+
+    atomic_write_dir(work / CKPT, write)
 
 
 def _load_weights(model, path: Path) -> None:
