@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 # torch (system site-packages are visible in the venv) keeps theirs.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install test demo bench lint clean
+.PHONY: install browser test demo bench lint clean
 
 install: $(VENV)/.installed
 
@@ -15,13 +15,25 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv --system-site-packages $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH_SPEC)"
-	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q -e ".[dev,serve]"
 	touch $@
 
 # Two workers: the suite is CPU-bound and the machines have 2 cores.
 TEST_WORKERS ?= 2
 
-test: install
+# The web page test drives Debian's chromium + chromedriver: installed here when missing and
+# possible (root with apt-get); otherwise that one test is skipped and says why.
+BROWSER_PKGS := chromium chromium-driver
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing $(BROWSER_PKGS) for the web page test (apt-get)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BROWSER_PKGS) >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BROWSER_PKGS) >/dev/null 2>&1; } || \
+	  echo "could not install $(BROWSER_PKGS): the browser test will be skipped"; \
+	else echo "no chromium and no root apt-get: the browser test will be skipped"; fi
+
+test: install browser
 	$(PY) -m pytest -n $(TEST_WORKERS) tests
 
 demo: install

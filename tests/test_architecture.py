@@ -20,12 +20,14 @@ RANK = {
     "training": 4,
     "evaluation": 5,
     "reporting": 5,
+    "serving": 5,
     "search": 6,
     "experiments": 6,
     "cli": 7,
     "testbed": 8,
 }
-PEERS_APART = [("evaluation", "reporting"), ("search", "experiments")]
+PEERS_APART = [("evaluation", "reporting"), ("search", "experiments"), ("serving", "evaluation"),
+               ("serving", "reporting")]
 
 
 def module_name(path: Path) -> str:

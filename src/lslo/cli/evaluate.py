@@ -101,10 +101,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_translate(args: argparse.Namespace) -> int:
     from lslo.training import load_run
-    from lslo.tuner.langcodes import to_short
-
     cfg, model = load_run(args.run, checkpoint=args.checkpoint, device=args.device)
-    src, tgt = (_run_code(cfg, code, to_short) for code in (args.src, args.tgt))
+    src, tgt = (_run_code(cfg, code) for code in (args.src, args.tgt))
     if args.input:
         path = Path(args.input)
         if not path.is_file():
@@ -127,19 +125,11 @@ def cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_code(cfg, code: str, to_short) -> str:
+def _run_code(cfg, code: str) -> str:
     """The run's code for ``code`` given as the run's own, FLORES-101/200 or ``__xx__`` token form."""
-    from lslo.tuner.languages import LanguageError
+    from lslo.tuner.langcodes import resolve_code
 
-    if code in cfg.lslo.codes:
-        return code
-    try:
-        short = to_short(code)
-    except Exception:
-        short = None
-    if short in cfg.lslo.codes:
-        return short
-    raise LanguageError(f"language {code!r} is not one of the run's languages ({', '.join(cfg.lslo.codes)})")
+    return resolve_code(code, list(cfg.lslo.codes))
 
 
 def add_parser(sub) -> None:

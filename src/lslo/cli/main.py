@@ -1,4 +1,4 @@
-"""The ``lslo`` command: train, evaluate, translate, info, merge, report, levels, sweep, search, export-peft.
+"""The ``lslo`` command: train, evaluate, translate, info, merge, report, levels, sweep, search, export-peft, serve.
 
 Each command lives in its own module with an ``add_parser(subparsers)``; any
 :class:`lslo.errors.LSLoError` (or a missing file) is printed as one line, exit status 2.
@@ -11,12 +11,12 @@ import os
 import sys
 import warnings
 
-from lslo.cli import evaluate, export, info, levels, report, search, sweep, train
+from lslo.cli import evaluate, export, info, levels, report, search, serve, sweep, train
 from lslo.errors import LSLoError
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-COMMANDS = (train, evaluate, info, report, levels, sweep, search, export)
+COMMANDS = (train, evaluate, info, report, levels, sweep, search, export, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,6 +23,7 @@ Notes on a few non-obvious entries:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from lslo.errors import LSLoError
@@ -242,3 +243,21 @@ def is_known(code: str) -> bool:
     except UnknownLanguageError:
         return False
     return True
+
+
+def resolve_code(code: str, codes: Sequence[str]) -> str:
+    """The code in ``codes`` (a run's own codes) for ``code`` given in that form, FLORES-101/200 or ``__xx__``.
+
+    Raises :class:`UnknownLanguageError` naming the accepted codes when none matches.
+    """
+    if isinstance(code, str) and code in codes:
+        return code
+    try:
+        short = to_short(code)
+    except UnknownLanguageError:
+        short = None
+    if short is not None:
+        for c in codes:  # the run may name its languages in any accepted form
+            if c == short or (is_known(c) and to_short(c) == short):
+                return c
+    raise UnknownLanguageError(f"language {code!r} is not one of the run's languages ({', '.join(codes)})")

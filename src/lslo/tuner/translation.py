@@ -11,8 +11,6 @@ from lslo.tuner.languages import build_batch, generation_prompt
 
 
 @torch.no_grad()
-
-
 def translate(
     model: nn.Module,
     texts: Sequence[str],

@@ -1,0 +1,92 @@
+"""``lslo serve``: a LibreTranslate-compatible HTTP server for every direction of a run."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+
+from lslo.cli.evaluate import positive_int
+from lslo.errors import LSLoError
+
+API_KEY_ENV = "LSLO_API_KEY"
+
+
+class ServeError(LSLoError):
+    pass
+
+
+def milliseconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 10_000:
+        raise argparse.ArgumentTypeError(f"expected milliseconds between 0 and 10000, got {text!r}")
+    return value
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from lslo.serving import Limits, create_app, service_for_model
+    except ImportError as e:
+        raise ServeError(f"lslo serve needs the serve extra ({e.name} is missing): pip install 'lslo[serve]'") from None
+    from lslo.training import load_run
+
+    if not 0 < args.port < 65536:
+        raise ServeError(f"--port {args.port}: expected 1-65535")
+    cfg, model = load_run(args.run, checkpoint=args.checkpoint, device=args.device)
+    e = cfg.eval
+    gen = {"num_beams": args.beam or e.beam, "max_new_tokens": args.max_new_tokens or e.max_new_tokens,
+           "length_penalty": e.length_penalty}
+    api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV)
+    service = service_for_model(
+        model, list(cfg.lslo.codes), gen, api_key=api_key, policy=args.policy,
+        limits=Limits(max_segments=args.max_segments, max_chars=args.max_chars),
+        max_batch_tokens=args.max_batch_tokens, max_batch_segments=args.max_batch_segments,
+        max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
+        description=f"{args.run} ({args.checkpoint})",
+    )
+    app = create_app(service)
+    n = len(service.codes)
+    print(f"lslo serve: {args.run} ({args.checkpoint}), {n} languages, {n * (n - 1)} directions, "
+          f"policy {args.policy}, beam {gen['num_beams']}, on http://{args.host}:{args.port}"
+          + (" (API key required)" if api_key else ""), file=sys.stderr, flush=True)
+    # uvicorn handles SIGTERM (stop accepting, finish in-flight requests, drain the batcher in the
+    # lifespan) and then re-raises the signal to the handler that was there before it: a no-op here,
+    # so a drained shutdown exits 0 instead of dying by the signal.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+                timeout_graceful_shutdown=args.drain_timeout, access_log=args.access_log)
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("serve", help="HTTP translation server: every direction, mixed-direction batching",
+                       description="Serve a run over HTTP (LibreTranslate-compatible POST /translate, "
+                                   "GET /languages, /health, /metrics, and a web page at /).")
+    p.add_argument("run", help="run directory (or a run config file, with --checkpoint none)")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last", "none"])
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--api-key", help=f"require this key (default: ${API_KEY_ENV} when set)")
+    p.add_argument("--device")
+    p.add_argument("--beam", type=positive_int, help="beam size (default: eval.beam)")
+    p.add_argument("--max-new-tokens", type=positive_int, help="default: eval.max_new_tokens")
+    p.add_argument("--policy", default="mixed", choices=["mixed", "direction", "single"],
+                   help="batching: mixed directions (default), one direction per batch, or no batching")
+    p.add_argument("--max-batch-tokens", type=positive_int, default=4096, help="source tokens per batch")
+    p.add_argument("--max-batch-segments", type=positive_int, default=64, help="segments per batch")
+    p.add_argument("--max-wait-ms", type=milliseconds, default=5.0, help="how long a batch waits for company")
+    p.add_argument("--max-queue", type=positive_int, default=1024,
+                   help="segments waiting at most; beyond, 503 with Retry-After")
+    p.add_argument("--max-segments", type=positive_int, default=64, help="segments (lines) per request")
+    p.add_argument("--max-chars", type=positive_int, default=5000, help="characters per request")
+    p.add_argument("--drain-timeout", type=positive_int, default=60,
+                   help="seconds SIGTERM waits for queued requests to finish")
+    p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--access-log", action="store_true", help="log every request")
+    p.set_defaults(func=cmd_serve)

@@ -1,0 +1,39 @@
+"""``lslo serve``: one LSLo model serves every direction over HTTP, batching mixed directions together.
+
+- :mod:`lslo.serving.batcher`: the bounded queue and the worker that builds mixed-direction batches;
+- :mod:`lslo.serving.app`: the LibreTranslate-compatible Starlette app, limits, key, errors;
+- :mod:`lslo.serving.metrics`: Prometheus metrics;
+- :func:`service_for_model`: an :class:`~lslo.tuner.model.LSLoModel` behind the service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lslo.serving.app import Limits, TranslationService, create_app
+from lslo.serving.batcher import POLICIES, Batcher, QueueFull, ShuttingDown
+
+
+def service_for_model(model: Any, codes: list[str] | None = None, generate_kwargs: dict | None = None,
+                      **options) -> TranslationService:
+    """A :class:`TranslationService` whose batches run :meth:`LSLoModel.translate` (the ``lslo translate`` path).
+
+    ``options`` go to :class:`TranslationService` (``api_key``, ``limits``, ``policy``,
+    ``max_batch_tokens``, ``max_batch_segments``, ``max_wait_ms``, ``max_queue``).
+    """
+    gen = dict(generate_kwargs or {})
+    max_tokens = options.get("max_batch_tokens", 4096)
+    tokenizer = model.tokenizer
+
+    def translate(texts, src, tgt, batch_size):
+        return model.translate(texts, src, tgt, batch_size=batch_size, max_tokens=max_tokens, **gen)
+
+    def count_tokens(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"]) + 2
+
+    codes = list(codes if codes is not None else model.config.codes)
+    return TranslationService(translate, count_tokens, codes, **options)
+
+
+__all__ = ["POLICIES", "Batcher", "Limits", "QueueFull", "ShuttingDown", "TranslationService", "create_app",
+           "service_for_model"]

@@ -1,0 +1,41 @@
+"""benchmarks/serve.py end to end at tiny scale: every mode, ratios, PEFT agreement and a short soak."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from conftest import write_run_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("serve_bench", ROOT / "benchmarks" / "serve.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_serve_benchmark_runs_every_mode_and_peft_computes_the_same_translations(m2m_dir, flores_dir, tmp_path,
+                                                                                  capsys):
+    cfg = write_run_config(tmp_path / "c.yaml", m2m_dir, flores_dir, tmp_path / "run", langs=("en", "fr", "ha"))
+    out = tmp_path / "serve.json"
+    bench = load_bench()
+    assert bench.main(["--config", str(cfg), "--clients", "1,4", "--requests", "3,8", "--segments", "6",
+                       "--beam", "2", "--max-new-tokens", "5", "--adapter-std", "0.3", "--threads", "1",
+                       "--soak-minutes", "0.05", "--soak-clients", "2", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["model"]["directions"] == 6
+    got = {(r["mode"], r["clients"]): r for r in doc["results"]}
+    assert set(got) == {(m, c) for m in ("mixed", "single", "direction", "peft") for c in (1, 4)}
+    assert all(r["errors"] == 0 and r["requests"] == (3 if c == 1 else 8) for (_, c), r in got.items())
+    assert got[("single", 4)]["mean_batch_segments"] == 1.0
+    assert got[("direction", 4)]["mean_batch_directions"] == 1.0
+    assert set(doc["ratios"]) >= {"mixed/single@4", "mixed/peft@4", "mixed/direction@4"}
+    # one PEFT LoRA per direction, exported from the LSLo model: the same translations
+    assert doc["peft_agreement"] == {"1": 1.0, "4": 1.0}
+    soak = doc["soak"]
+    assert soak["requests"] > 0 and soak["errors"] == 0 and soak["sigterm_exit_code"] == 0
+    assert soak["rss_end_mb"] > 50
