@@ -57,7 +57,7 @@ def randomize(model, std: float, seed: int = 0) -> None:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.lslo_modules().values():
-            m.lora_B.copy_(torch.randn(m.lora_B.shape, generator=g) * std * m.mask_B)
+            m.lora_BT.copy_(torch.randn(m.lora_BT.shape, generator=g) * std)
 
 
 class PeftTranslator:

@@ -82,7 +82,7 @@ def randomize_adapters(model, seed: int = 0, std: float = 0.3) -> None:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.lslo_modules().values():
-            m.lora_B.copy_(torch.randn(m.lora_B.shape, generator=g) * std * m.mask_B)
+            m.lora_BT.copy_(torch.randn(m.lora_BT.shape, generator=g) * std * m.mask_BT)
             m.lora_A.copy_(torch.randn(m.lora_A.shape, generator=g) * std * m.mask_A)
 
 

@@ -57,6 +57,22 @@ class FakeLSLo(nn.Module):
         self.lora_A = nn.Parameter(A * self.mask_A)
         self.lora_B = nn.Parameter(B * self.mask_B)
 
+    # the LSLoModule protocol over this padded (L, r_max, d) layout: the pruner works on any layout
+    def A_of(self, lang):
+        return self.lora_A[lang, : int(self.ranks[lang])]
+
+    def B_of(self, lang):
+        return self.lora_B[lang, :, : int(self.ranks[lang])]
+
+    def mask_A_of(self, lang):
+        return self.mask_A[lang, : int(self.ranks[lang])]
+
+    def mask_B_of(self, lang):
+        return self.mask_B[lang, :, : int(self.ranks[lang])]
+
+    def param_masks(self):
+        return (self.lora_A, "mask_A"), (self.lora_B, "mask_B")
+
     def valid(self):
         r_max = self.lora_A.shape[1]
         v = torch.arange(r_max)[None, :] < self.ranks[:, None]

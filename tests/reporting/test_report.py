@@ -44,11 +44,11 @@ def pruned(m2m_dir):
     with torch.no_grad():
         for m in model.lslo_modules().values():
             en, fr, ha = (m.languages.index(c) for c in ("en", "fr", "ha"))
-            m.mask_A[en, 1, :] = False
+            m.mask_A_of(en)[1, :] = False
             if (m.side, m.layer, m.position) == ("encoder", 0, "q"):
-                m.mask_B[fr] = False
+                m.mask_B_of(fr).fill_(False)
             if m.side == "decoder" and m.position == "fc2":
-                m.mask_B[ha, :8, :] = False
+                m.mask_B_of(ha)[:8, :] = False
     return model
 
 

@@ -45,8 +45,8 @@ def _dual(choices=("source", "target"), d_in=5, d_out=4, ranks=(2, 2, 3), temper
     g = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         for a in m.adapters.values():
-            a.lora_A.copy_(torch.randn(a.lora_A.shape, generator=g) * a.mask_A)
-            a.lora_B.copy_(torch.randn(a.lora_B.shape, generator=g) * a.mask_B)
+            a.lora_A.copy_(torch.randn(a.lora_A.shape, generator=g))
+            a.lora_BT.copy_(torch.randn(a.lora_BT.shape, generator=g))
     return m, router
 
 
@@ -188,7 +188,7 @@ def test_search_model_routes_saves_and_translates_like_lslo(m2m_dir, tmp_path):
     for k, v in model.mixing_logits().items():
         torch.testing.assert_close(other.mixing_logits()[k], v)
     for name, m in model.lslo_modules().items():
-        torch.testing.assert_close(other.lslo_modules()[name].lora_B, m.lora_B)
+        torch.testing.assert_close(other.lslo_modules()[name].lora_BT, m.lora_BT)
 
 
 def _search_config(tmp_path, m2m_dir, flores_dir, search):
@@ -324,8 +324,8 @@ def test_search_can_start_from_a_trained_lslo_run(m2m_dir, flores_dir, tmp_path)
         route = trained.encoder_routing if dual.side == "encoder" else trained.decoder_routing
         side = route[dual.layer]
         src_m = plain[dual.name]
-        assert torch.equal(dual.adapters[side].lora_B, src_m.lora_B)
+        assert torch.equal(dual.adapters[side].lora_BT, src_m.lora_BT)
         other = "target" if side == "source" else "source"
-        assert not dual.adapters[other].lora_B.any()  # the other side keeps its zero init
-        filled += int(src_m.lora_B.any())
+        assert not dual.adapters[other].lora_BT.any()  # the other side keeps its zero init
+        filled += int(src_m.lora_BT.any())
     assert filled > 0

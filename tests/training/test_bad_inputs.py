@@ -196,3 +196,39 @@ def test_an_old_run_resumes_with_its_own_objective(tmp_path, monkeypatch):
     monkeypatch.setattr(Trainer, "__init__", spy)
     assert main(["train", "--resume", "run", "--set", "train.epochs=3", "--quiet"]) == 0
     assert seen["predict"] is True  # trained before the option existed: the language token stays a label
+
+
+def test_padded_optimizer_state_of_an_old_checkpoint_is_packed_like_the_parameters(m2m_dir):
+    """lslo 0.1 kept Adam's moments in (L, r_max, d) stacks; resuming packs them row for row."""
+    import torch
+    from conftest import load_lslo
+
+    from lslo.training.trainer import _packed_optimizer_state
+
+    model = load_lslo(m2m_dir, seed=3)
+    params = list(model.adapter_parameters())
+    opt = torch.optim.Adam(params, lr=1e-3)
+    for p in params:
+        p.grad = torch.randn_like(p)
+    opt.step()
+    packed = {k: {n: t.clone() for n, t in v.items()} for k, v in opt.state_dict()["state"].items()}
+    old = opt.state_dict()
+    for i, p in enumerate(params):  # write the state as lslo 0.1 did: padded per language
+        m = next(m for m in model.lslo_modules().values() if any(p is q for q, _ in m.param_masks()))
+        L, r_max = len(m.languages), int(m.ranks.max())
+        for name in ("exp_avg", "exp_avg_sq"):
+            t = old["state"][i][name]
+            pad = torch.zeros(L, r_max, t.shape[1]) if p is m.lora_A else torch.zeros(L, t.shape[1], r_max)
+            for lang, r in enumerate(m.ranks.tolist()):
+                rows = t[m.rows(lang)]
+                if p is m.lora_A:
+                    pad[lang, :r] = rows
+                else:
+                    pad[lang, :, :r] = rows.T
+            old["state"][i][name] = pad
+    fixed = _packed_optimizer_state(old, opt, model)
+    for i in packed:
+        for name in ("exp_avg", "exp_avg_sq"):
+            assert torch.equal(fixed["state"][i][name], packed[i][name])
+    opt.load_state_dict(fixed)
+    opt.step()  # loads and steps with the packed shapes

@@ -65,7 +65,7 @@ def test_best_checkpoint_holds_what_was_validated(m2m_dir, flores_dir, tmp_path,
 
     def spy(self):
         loss = original(self)
-        kept = sum(int(m.mask_B.sum()) for m in self.model.lslo_modules().values())
+        kept = sum(int(m.mask_BT.sum()) for m in self.model.lslo_modules().values())
         seen.append((loss, kept, self.pruner.current_ratio))
         return loss
 
@@ -74,7 +74,7 @@ def test_best_checkpoint_holds_what_was_validated(m2m_dir, flores_dir, tmp_path,
     from lslo.training import load_run
 
     _, best = load_run(tmp_path / "run", checkpoint="best")
-    kept_best = sum(int(m.mask_B.sum()) for m in best.lslo_modules().values())
+    kept_best = sum(int(m.mask_BT.sum()) for m in best.lslo_modules().values())
     final = [s for s in seen if s[2] >= 0.6 - 1e-9]
     assert final, seen
     best_seen = min(final, key=lambda s: s[0])
@@ -109,7 +109,7 @@ def _one_update_grads(cfg_path, tmp_path, precision, scale_loss=1.0):
         tr.scaler.step = grab
         with torch.no_grad():  # B != 0 so that A's and B's gradients are both non-trivial
             for m in tr.model.lslo_modules().values():
-                m.lora_B.normal_(0, 0.02, generator=torch.Generator().manual_seed(0))
+                m.lora_BT.normal_(0, 0.02, generator=torch.Generator().manual_seed(0))
         tr._update(group)
     finally:
         T.forward_loss = real

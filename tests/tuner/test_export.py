@@ -74,9 +74,8 @@ def test_exported_adapter_reproduces_the_direction(m2m_dir, tmp_path, alpha):
     assert set(lm) == set(mods)  # exactly the adapted modules: no out_proj, nothing else
     for name, m in mods.items():
         lang = m.languages.index("en" if m.routing == "source" else "ha")
-        r = int(m.ranks[lang])
-        assert torch.equal(lm[name].lora_A["default"].weight, m.lora_A[lang, :r])
-        assert torch.equal(lm[name].lora_B["default"].weight, m.lora_B[lang, :, :r])
+        assert torch.equal(lm[name].lora_A["default"].weight, m.A_of(lang))
+        assert torch.equal(lm[name].lora_B["default"].weight, m.B_of(lang))
         assert lm[name].scaling["default"] == pytest.approx(float(m.scale[lang]))
     assert_same_logits(model, pm, "en", "ha")
 
@@ -97,8 +96,8 @@ def test_pruned_adapter_drops_dead_components(m2m_dir, tmp_path):
     dead = "model.decoder.layers.1.fc2"
     with torch.no_grad():
         ti = mods[dead].languages.index("fr")
-        mods[dead].mask_B[ti] = False
-        mods[dead].lora_B[ti] = 0
+        mods[dead].mask_B_of(ti).fill_(False)
+        mods[dead].B_of(ti).zero_()
     out = export_peft(model, "zh", "fr", tmp_path / "zh-fr")
     cfg_json = json.loads((out / "adapter_config.json").read_text())
     assert dead not in cfg_json["target_modules"]
@@ -108,7 +107,7 @@ def test_pruned_adapter_drops_dead_components(m2m_dir, tmp_path):
         m = mods[n]
         lang = m.languages.index("zh" if m.routing == "source" else "fr")
         full = int(m.ranks[lang])
-        live = int((m.mask_A[lang, :full].any(dim=1) & m.mask_B[lang, :, :full].any(dim=0)).sum())
+        live = int((m.mask_A_of(lang).any(dim=1) & m.mask_B_of(lang).any(dim=0)).sum())
         assert r == live <= full
         lowered += r < full
         alpha = cfg_json["alpha_pattern"].get(n, cfg_json["lora_alpha"])

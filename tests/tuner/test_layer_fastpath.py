@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from lslo.tuner.layer import LSLoLinear, Router, routed_lora
+from lslo.tuner.layer import LSLoLinear, Router, pack_padded, packed_layout, routed_lora
 
-RANKS = [2, 8, 4, 1, 8]  # unequal ranks: padding up to r_max = 8
+RANKS = [2, 8, 4, 1, 8]  # unequal ranks: lower ones leave slots of r_max = 8 unused
 SCALES = [1.0, 0.5, 2.0, 0.25, 1.5]  # per-language scales
 
 
@@ -22,14 +22,14 @@ def make_layer(d_in=12, d_out=10, ranks=RANKS, scales=SCALES, dropout=0.0, seed=
     codes = tuple(f"l{i}" for i in range(len(ranks)))
     m = LSLoLinear(base, list(ranks), list(scales), codes, router, routing=routing, side="decoder",
                    layer=0, position="fc1", name="test.fc1", dropout=dropout)
-    with torch.no_grad():  # random A and B, padding kept at zero
-        m.lora_A.copy_(torch.randn(m.lora_A.shape, generator=g) * m.mask_A)
-        m.lora_B.copy_(torch.randn(m.lora_B.shape, generator=g) * m.mask_B)
+    with torch.no_grad():  # random A and B
+        m.lora_A.copy_(torch.randn(m.lora_A.shape, generator=g))
+        m.lora_BT.copy_(torch.randn(m.lora_BT.shape, generator=g))
     return m, router
 
 
 def run_both(m, router, src, tgt, x, grad_out_seed=1):
-    """Output and grads of (x, lora_A, lora_B) for the fast path and for forward_reference."""
+    """Output and grads of (x, lora_A, lora_BT) for the fast path and for forward_reference."""
     results = []
     for fwd in (m.forward, m.forward_reference):
         xx = x.detach().clone().requires_grad_(True)
@@ -40,12 +40,12 @@ def run_both(m, router, src, tgt, x, grad_out_seed=1):
         router.clear()
         g = torch.randn(out.shape, generator=torch.Generator().manual_seed(grad_out_seed)).to(out.dtype)
         out.backward(g)
-        results.append((out.detach(), xx.grad, m.lora_A.grad.clone(), m.lora_B.grad.clone()))
+        results.append((out.detach(), xx.grad, m.lora_A.grad.clone(), m.lora_BT.grad.clone()))
     return results
 
 
 def assert_all_close(fast, ref, atol=1e-5, rtol=1e-5):
-    for name, a, b in zip(("out", "x.grad", "lora_A.grad", "lora_B.grad"), fast, ref):
+    for name, a, b in zip(("out", "x.grad", "lora_A.grad", "lora_BT.grad"), fast, ref):
         torch.testing.assert_close(a, b, atol=atol, rtol=rtol, msg=lambda s, n=name: f"{n}: {s}")
 
 
@@ -115,30 +115,30 @@ def test_no_grad_path_equals_autograd_path():
     torch.testing.assert_close(a, b.detach(), atol=1e-6, rtol=1e-6)
 
 
-def test_unrouted_languages_and_padding_get_exactly_zero_grad():
+def test_unrouted_languages_get_exactly_zero_grad_even_where_unused_slots_point():
     m, router = make_layer(seed=10)
-    ids = torch.tensor([1, 1, 3, 1])  # languages 1 (rank 8) and 3 (rank 1) only
+    ids = torch.tensor([1, 1, 3, 1])  # languages 1 (rank 8) and 3 (rank 1: 7 unused slots -> row 0) only
     x = torch.randn(4, 5, 12)
     router.set(ids, ids)
     (m(x) ** 2).sum().backward()
     router.clear()
-    for grad, valid in ((m.lora_A.grad, m.valid_A()), (m.lora_B.grad, m.valid_B())):
-        assert grad.dtype == torch.float32
-        assert grad[~valid].abs().sum() == 0  # padding: exactly zero
+    assert m.rows(0).start == 0  # language 0 owns row 0
+    for grad in (m.lora_A.grad, m.lora_BT.grad):
+        assert grad.dtype == torch.float32 and grad.shape[0] == sum(RANKS)
         for lang in (0, 2, 4):
-            assert grad[lang].abs().sum() == 0
+            assert grad[m.rows(lang)].abs().sum() == 0
         for lang in (1, 3):
-            assert grad[lang][valid[lang]].abs().sum() > 0
+            assert grad[m.rows(lang)].abs().sum() > 0
 
 
 def test_x_without_grad_and_parameter_hooks():
     """First layers see inputs that need no grad; hooks on the Parameters still act."""
     m, router = make_layer(seed=11)
     keep_a = torch.rand(m.lora_A.shape) > 0.5
-    keep_b = torch.rand(m.lora_B.shape) > 0.5
+    keep_b = torch.rand(m.lora_BT.shape) > 0.5
     seen = []
     ha = m.lora_A.register_hook(lambda g: (seen.append("A"), g * keep_a)[1])
-    hb = m.lora_B.register_hook(lambda g: (seen.append("B"), g * keep_b)[1])
+    hb = m.lora_BT.register_hook(lambda g: (seen.append("B"), g * keep_b)[1])
     ids = torch.tensor([0, 1, 2, 3, 4])
     x = torch.randn(5, 3, 12)  # no requires_grad
     fast, ref = [], []
@@ -147,7 +147,7 @@ def test_x_without_grad_and_parameter_hooks():
         router.set(ids, ids)
         fwd(x).sum().backward()
         router.clear()
-        store.extend([m.lora_A.grad.clone(), m.lora_B.grad.clone()])
+        store.extend([m.lora_A.grad.clone(), m.lora_BT.grad.clone()])
     ha.remove()
     hb.remove()
     assert seen.count("A") == 2 and seen.count("B") == 2
@@ -169,7 +169,7 @@ def test_bf16_autocast_close_to_reference_and_fp32_grads():
             out = fwd(xx)
         router.clear()
         out.float().square().sum().backward()
-        results.append((out.float().detach(), xx.grad, m.lora_A.grad, m.lora_B.grad, out.dtype))
+        results.append((out.float().detach(), xx.grad, m.lora_A.grad, m.lora_BT.grad, out.dtype))
     fast, ref = results
     assert fast[4] == torch.bfloat16  # computed in the autocast dtype
     assert m.lora_A.dtype == torch.float32
@@ -184,27 +184,28 @@ def test_bf16_autocast_close_to_reference_and_fp32_grads():
 
 def test_gradcheck_double():
     g = torch.Generator().manual_seed(14)
-    L, r, d_in, d_out = 3, 3, 5, 4
-    ranks = torch.tensor([1, 3, 2])
-    valid = torch.arange(r)[None, :] < ranks[:, None]
-    A = (torch.randn(L, r, d_in, generator=g, dtype=torch.float64) * valid[:, :, None]).requires_grad_()
-    B = (torch.randn(L, d_out, r, generator=g, dtype=torch.float64) * valid[:, None, :]).requires_grad_()
+    d_in, d_out = 5, 4
+    ranks = [1, 3, 2]
+    _, index, valid, _ = packed_layout(ranks)
+    A = torch.randn(sum(ranks), d_in, generator=g, dtype=torch.float64, requires_grad=True)
+    BT = torch.randn(sum(ranks), d_out, generator=g, dtype=torch.float64, requires_grad=True)
     scale = torch.tensor([1.0, 0.5, 2.0], dtype=torch.float64)
     idx = torch.tensor([2, 0, 2, 1])
+    comp, mult = index[idx], (scale[:, None] * valid)[idx]
     x = torch.randn(4, 3, d_in, generator=g, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda x, a, b: routed_lora(x, a, b, idx, scale), (x, A, B))
+    assert torch.autograd.gradcheck(lambda x, a, b: routed_lora(x, a, b, comp, mult), (x, A, BT))
     # and through the module (double parameters, beam-expanded rows)
     m, router = make_layer(d_in=5, d_out=4, ranks=[1, 3, 2], scales=[1.0, 0.5, 2.0], seed=15)
     m.double()
     router.set(torch.tensor([2, 0]), torch.tensor([1, 2]))
     xm = torch.randn(4, 2, 5, generator=g, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda x, a, b: _with_params(m, a, b, x), (xm, m.lora_A, m.lora_B))
+    assert torch.autograd.gradcheck(lambda x, a, b: _with_params(m, a, b, x), (xm, m.lora_A, m.lora_BT))
     router.clear()
 
 
 def _with_params(m, a, b, x):
-    return m.base(x) + routed_lora(x.reshape(2, -1, 5), a, b, m.router.groups(m.routing, 4, x.device)[0],
-                                   m.scale).view(4, 2, -1)
+    ids = m.router.groups(m.routing, 4, x.device)[0]
+    return m.base(x) + routed_lora(x.reshape(2, -1, 5), a, b, m.comp_index[ids], m._mult_table()[ids]).view(4, 2, -1)
 
 
 def _saved_bytes(fn, *modules):
@@ -235,7 +236,7 @@ def test_saved_tensors_match_a_shared_lora():
     a, b = nn.Parameter(torch.randn(8, d_in)), nn.Parameter(torch.zeros(d_out, 8))
     out2, shared = _saved_bytes(lambda: m.base(x) + (x @ a.T) @ b.T, m, nn.ParameterList([a, b]))
     assert shared >= x.numel() * 4  # x itself
-    assert lslo <= shared + ids.numel() * 8  # only the index comes on top
+    assert lslo <= shared + ids.numel() * 8 * 8  # only the (N, r) component index comes on top
     gathered = n * 8 * (d_in + d_out) * 4
     assert lslo < gathered
 
@@ -268,15 +269,18 @@ def test_model_training_step_fast_equals_reference(m2m_dir):
 
 
 def test_unit_scales_skip_the_multiply_and_scale_changes_are_seen():
-    """All scales 1 (the paper) skips the per-row multiply; editing the buffer is noticed."""
-    m, router = make_layer(scales=[1.0] * len(RANKS), seed=18)
+    """Equal ranks and all scales 1 (the paper's high/medium layers) skip the per-row multiply;
+    editing the scale buffer is noticed; unequal ranks always multiply (unused slots by 0)."""
+    assert make_layer(scales=[1.0] * len(RANKS), seed=18)[0]._mult_or_none() is not None  # unequal ranks
+    m, router = make_layer(ranks=[4] * len(RANKS), scales=[1.0] * len(RANKS), seed=18)
     ids = torch.tensor([1, 4, 0, 2])
     x = torch.randn(4, 3, 12)
     assert_all_close(*run_both(m, router, ids, ids, x))
-    assert m._scale_or_none() is None
+    assert m._mult_or_none() is None
     with torch.no_grad():
         m.scale[4] = 3.0  # in place: the version counter changes
-    assert m._scale_or_none() is m.scale
+    mult = m._mult_or_none()
+    assert mult is not None and float(mult[4, 0]) == 3.0 and float(mult[0, 0]) == 1.0
     assert_all_close(*run_both(m, router, ids, ids, x))
     router.set(ids, ids)
     with torch.no_grad():
@@ -284,7 +288,7 @@ def test_unit_scales_skip_the_multiply_and_scale_changes_are_seen():
     router.clear()
     torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
     m.load_state_dict({**m.state_dict(), "scale": torch.ones(len(RANKS))})
-    assert m._scale_or_none() is None
+    assert m._mult_or_none() is None
 
 
 def test_base_output_not_contiguous_and_no_grad_in_place():
@@ -297,3 +301,37 @@ def test_base_output_not_contiguous_and_no_grad_in_place():
         fast, ref = m(x), m.forward_reference(x)
     router.clear()
     torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_packed_equals_the_padded_layout_it_replaced():
+    """The padded stacks of lslo 0.1 ((L, r_max, d_in) / (L, d_out, r_max)) computed the same update:
+    pack_padded converts them (for old checkpoints), and the packed layer's output equals the
+    padded computation done by hand."""
+    m, router = make_layer(seed=21)
+    L, r_max = len(RANKS), max(RANKS)
+    A_pad = torch.zeros(L, r_max, 12)
+    B_pad = torch.zeros(L, 10, r_max)
+    for lang, r in enumerate(RANKS):
+        A_pad[lang, :r] = m.A_of(lang).detach()
+        B_pad[lang, :, :r] = m.B_of(lang).detach()
+    assert torch.equal(pack_padded(A_pad, RANKS, "A"), m.lora_A.detach())
+    assert torch.equal(pack_padded(B_pad, RANKS, "B"), m.lora_BT.detach())
+    ids = torch.tensor([0, 1, 2, 3, 4, 1])
+    x = torch.randn(6, 4, 12)
+    router.set(ids, ids)
+    with torch.no_grad():
+        out = m(x)
+    router.clear()
+    scale = torch.tensor(SCALES)
+    padded = torch.stack([m.base(x[i]) + scale[k] * (x[i] @ A_pad[k].T) @ B_pad[k].T for i, k in enumerate(ids)])
+    torch.testing.assert_close(out, padded, atol=1e-5, rtol=1e-5)
+
+
+def test_zero_rank_languages_and_all_zero_ranks():
+    m, router = make_layer(ranks=[0, 3, 0], scales=[1.0, 1.0, 1.0], seed=22)
+    assert m.lora_A.shape == (3, 12) and m.A_of(0).shape == (0, 12) and m.B_of(2).shape == (10, 0)
+    assert_all_close(*run_both(m, router, torch.tensor([0, 1, 2]), torch.tensor([2, 1, 0]), torch.randn(3, 2, 12)))
+    z, router = make_layer(ranks=[0, 0], scales=[1.0, 1.0], seed=23)
+    router.set(torch.tensor([0, 1]), torch.tensor([1, 0]))
+    x = torch.randn(2, 3, 12)
+    torch.testing.assert_close(z(x), z.base(x))

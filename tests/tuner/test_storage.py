@@ -213,5 +213,5 @@ def test_model_save_load_uses_packed_format(m2m_dir, tmp_path):
     fresh.load_adapters(tmp_path / "a")
     for name, m in model.lslo_modules().items():
         f = fresh.lslo_modules()[name]
-        for attr in ("lora_A", "lora_B", "mask_A", "mask_B"):
+        for attr in ("lora_A", "lora_BT", "mask_A", "mask_BT"):
             assert torch.equal(getattr(f, attr), getattr(m, attr)), (name, attr)

@@ -21,8 +21,8 @@ Pools decide who competes for the surviving weights:
   language keeps the same share.
 - ``global``: one pool for everything.
 
-Masks live in the modules' ``mask_A``/``mask_B`` buffers (True = kept). The
-forward reads ``lora_A``/``lora_B`` unmasked, so this module keeps pruned
+Masks live in the modules' mask buffers (``param_masks()``, True = kept). The
+forward reads the adapter parameters unmasked, so this module keeps pruned
 entries exactly zero in the parameter data: ``Pruner.step`` zeros them when
 masks change, and ``Pruner.attach(optimizer)`` masks gradients and zeros the
 pruned entries of the parameters and of the optimizer state after every step.
@@ -165,8 +165,8 @@ class Pruner:
         self._handles: list[Any] = []
         self._param_masks: dict[int, tuple[nn.Module, str]] = {}
         for m in self.modules:
-            self._param_masks[id(m.lora_A)] = (m, "mask_A")
-            self._param_masks[id(m.lora_B)] = (m, "mask_B")
+            for p, mask_name in m.param_masks():
+                self._param_masks[id(p)] = (m, mask_name)
 
     # ---- schedule
 
@@ -255,14 +255,7 @@ class Pruner:
                 for m, lang in members:
                     r = int(m.ranks[lang])
                     if r:
-                        comps.append(
-                            (
-                                m.lora_A[lang, :r, :],
-                                m.lora_B[lang, :, :r],
-                                m.mask_A[lang, :r, :],
-                                m.mask_B[lang, :, :r],
-                            )
-                        )
+                        comps.append((m.A_of(lang), m.B_of(lang), m.mask_A_of(lang), m.mask_B_of(lang)))
                 _prune_components(comps, component_ratio)
             if ratio > 0:
                 for mat in self.config.matrices:
@@ -272,9 +265,9 @@ class Pruner:
                         if not r:
                             continue
                         if mat == "A":
-                            pieces.append((m.lora_A[lang, :r, :], m.mask_A[lang, :r, :]))
+                            pieces.append((m.A_of(lang), m.mask_A_of(lang)))
                         else:
-                            pieces.append((m.lora_B[lang, :, :r], m.mask_B[lang, :, :r]))
+                            pieces.append((m.B_of(lang), m.mask_B_of(lang)))
                     _prune_entries(pieces, ratio)
         self.ratio = max(self.ratio, float(ratio))
         self.component_ratio = max(self.component_ratio, float(component_ratio))
@@ -284,8 +277,8 @@ class Pruner:
     def apply_masks(self) -> None:
         """Zero pruned (and padding) entries of the parameters and of attached optimizers' state."""
         for m in self.modules:
-            m.lora_A.data.masked_fill_(~m.mask_A, 0)
-            m.lora_B.data.masked_fill_(~m.mask_B, 0)
+            for p, mask_name in m.param_masks():
+                p.data.masked_fill_(~getattr(m, mask_name), 0)
         for opt in self._optimizers:
             self._zero_state(opt)
 
@@ -310,8 +303,7 @@ class Pruner:
             for mat in ("A", "B"):
                 n = kept = 0
                 for m, lang in members:
-                    r = int(m.ranks[lang])
-                    mk = m.mask_A[lang, :r, :] if mat == "A" else m.mask_B[lang, :, :r]
+                    mk = m.mask_A_of(lang) if mat == "A" else m.mask_B_of(lang)
                     n += mk.numel()
                     kept += int(mk.sum())
                 out[f"{name}/{mat}"] = 1.0 - kept / n if n else 0.0
@@ -320,12 +312,11 @@ class Pruner:
     # ---- optimizer integration
 
     def attach(self, optimizer: torch.optim.Optimizer) -> list[Any]:
-        """Mask gradients of lora_A/lora_B and zero pruned entries (params and same-shape optimizer
+        """Mask gradients of the adapter parameters and zero pruned entries (params and same-shape optimizer
         state such as Adam's exp_avg/exp_avg_sq) after every ``optimizer.step()``."""
         if not self._handles:
             for m in self.modules:
-                for pname, mname in (("lora_A", "mask_A"), ("lora_B", "mask_B")):
-                    p = getattr(m, pname)
+                for p, mname in m.param_masks():
                     if p.requires_grad:
                         self._handles.append(p.register_hook(_grad_masker(m, mname)))
         if optimizer not in self._optimizers:
@@ -354,7 +345,7 @@ class Pruner:
         }
         if include_masks:
             state["masks"] = {
-                k: {"mask_A": m.mask_A.detach().cpu().clone(), "mask_B": m.mask_B.detach().cpu().clone()}
+                k: {name: getattr(m, name).detach().cpu().clone() for _, name in m.param_masks()}
                 for k, m in zip(self._keys, self.modules)
             }
         return state
@@ -376,8 +367,14 @@ class Pruner:
                     f"Pruner.load_state_dict: no masks for {missing[:3]}{'...' if len(missing) > 3 else ''}"
                 )
             for k, m in zip(self._keys, self.modules):
-                for b in ("mask_A", "mask_B"):
-                    src, dst = masks[k][b], getattr(m, b)
+                saved = masks[k]
+                upgrade = getattr(m, "masks_from_saved", None)
+                if upgrade is not None:  # e.g. masks saved with lslo 0.1's padded layout
+                    saved = upgrade(saved)
+                for _, b in m.param_masks():
+                    if b not in saved:
+                        raise KeyError(f"Pruner.load_state_dict: no {b} for {k} (saved: {', '.join(sorted(saved))})")
+                    src, dst = saved[b], getattr(m, b)
                     if src.shape != dst.shape:
                         raise ValueError(
                             f"Pruner.load_state_dict: {k}.{b} has shape {tuple(src.shape)}, expected {tuple(dst.shape)}"
@@ -421,13 +418,8 @@ def compact_module(module: nn.Module) -> dict[str, tuple[torch.Tensor, torch.Ten
     """``compact_component`` for every language of one LSLo module (padding dropped too)."""
     out = {}
     for lang, code in enumerate(module_languages(module)):
-        r = int(module.ranks[lang])
-        out[code] = compact_component(
-            module.lora_A[lang, :r],
-            module.lora_B[lang, :, :r],
-            module.mask_A[lang, :r],
-            module.mask_B[lang, :, :r],
-        )
+        out[code] = compact_component(module.A_of(lang), module.B_of(lang), module.mask_A_of(lang),
+                                      module.mask_B_of(lang))
     return out
 
 

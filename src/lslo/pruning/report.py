@@ -26,10 +26,10 @@ def sparsity_report(modules: nn.Module | Sequence[nn.Module], base_param_count: 
     with torch.no_grad():
         for m in mods:
             key = position_key(m)
-            d_in, d_out = m.lora_A.shape[2], m.lora_B.shape[1]
             for lang, code in enumerate(module_languages(m)):
                 r = int(m.ranks[lang])
-                ma, mb = m.mask_A[lang, :r, :], m.mask_B[lang, :, :r]
+                ma, mb = m.mask_A_of(lang), m.mask_B_of(lang)
+                d_in, d_out = ma.shape[1], mb.shape[0]
                 kept = int(ma.sum()) + int(mb.sum())
                 total = ma.numel() + mb.numel()
                 eff = int((ma.any(dim=1) & mb.any(dim=0)).sum()) if r else 0

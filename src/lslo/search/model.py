@@ -89,7 +89,7 @@ class SearchModel(LSLoModel):
         codes = list(self.config.codes) + ([SHARED] if SHARED in self.search.choices else [])
         per_lang = dict.fromkeys(codes, 0)
         for m in self.lslo_modules().values():
-            kept = m.mask_A.sum(dim=(1, 2)) + m.mask_B.sum(dim=(1, 2))
+            kept = m.kept_per_language()
             for i, code in enumerate(m.languages):
                 per_lang[code] += int(kept[i])
         base = self.base_parameter_count()

@@ -227,17 +227,18 @@ class Trainer:
         their exact values back (so Adam's weight decay or eps cannot move them by a bit)."""
         codes = self.cfg.lslo.codes
         keep = torch.tensor([c in trainable for c in codes], device=self.device)
-        frozen: list[tuple[torch.nn.Parameter, torch.Tensor]] = []
+        frozen: list[tuple[torch.nn.Parameter, torch.Tensor, torch.Tensor]] = []
         for m in self.model.lslo_modules().values():
-            for p in (m.lora_A, m.lora_B):
-                mask = keep.view(-1, *([1] * (p.dim() - 1))).to(p.dtype)
+            for p, _ in m.param_masks():
+                rows = keep[m.row_languages(p)]  # which rows of the packed table belong to a trained language
+                mask = rows.view(-1, *([1] * (p.dim() - 1))).to(p.dtype)
                 p.register_hook(lambda g, mask=mask: g * mask)
-                frozen.append((p, p.detach().clone()))
+                frozen.append((p, rows, p.detach().clone()))
 
         def restore(optimizer, args, kwargs) -> None:
             with torch.no_grad():
-                for p, saved in frozen:
-                    p[~keep] = saved[~keep]
+                for p, rows, saved in frozen:
+                    p[~rows] = saved[~rows]
 
         self.optimizer.register_step_post_hook(restore)
 
@@ -286,7 +287,7 @@ class Trainer:
         except Exception as e:  # EOFError, UnpicklingError, RuntimeError from a truncated zip ...
             raise RunError(f"{ckpt / STATE_FILE}: corrupt or truncated ({type(e).__name__}: "
                            f"{str(e).splitlines()[0] if str(e) else 'no detail'})") from None
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(_packed_optimizer_state(state["optimizer"], self.optimizer, self.model))
         self.scheduler.load_state_dict(state["scheduler"])
         try:
             self.sampler.load_state_dict(state["sampler"])
@@ -567,4 +568,24 @@ class Trainer:
                 warnings.warn(f"{self.run_dir}: finish hook {getattr(hook, '__name__', hook)} failed "
                               f"({type(e).__name__}: {e})", stacklevel=2)
 
+
+def _packed_optimizer_state(saved: dict[str, Any], optimizer: torch.optim.Optimizer, model) -> dict[str, Any]:
+    """Optimizer state of a checkpoint written with lslo 0.1's padded adapter stacks, in today's
+    packed layout (per-parameter tensors such as Adam's moments are packed like the parameters)."""
+    owners = {}
+    for m in model.lslo_modules().values():
+        for p, _ in m.param_masks():
+            owners[id(p)] = (m, p)
+    state = saved.get("state", {})
+    for saved_group, group in zip(saved.get("param_groups", []), optimizer.param_groups):
+        for key, p in zip(saved_group["params"], group["params"]):
+            owner = owners.get(id(p))
+            entry = state.get(key)
+            if owner is None or entry is None:
+                continue
+            m, param = owner
+            for name, t in list(entry.items()):
+                if torch.is_tensor(t) and t.dim() == 3 and t.shape != param.shape:
+                    entry[name] = m.packed_from_padded(param, t)
+    return saved
 

@@ -2,17 +2,20 @@
 
     h = W0 x + s_l * B_l A_l x,   l = the language this sentence is routed to
 
-All languages' pairs are stacked into two parameters, padded to the largest rank:
-``lora_A`` (L, r_max, d_in) and ``lora_B`` (L, d_out, r_max). Padding entries
-(component j >= r_l) are zero and stay zero: they receive no gradient because
-the matching entries of the other matrix are zero, and ``mask_A``/``mask_B`` mark
-them as not kept. Routing gathers each sentence's pair by index and applies it
-with batched matmuls (``routed_lora``), so there is no Python loop over languages
-and no host sync: the cost does not grow with the number of languages. A custom
-autograd function keeps only x and the small (N, T, r) intermediate for backward
-(not the gathered per-sentence copies of A and B) and regathers in backward, so a
-training step holds as much memory as one shared LoRA. Beam-expanded rows of one
-sentence share one gathered pair.
+All languages' pairs are packed without padding: ``lora_A`` (R, d_in) holds every
+language's A rows one after another and ``lora_BT`` (R, d_out) its B columns (B
+transposed), R = sum of the ranks r_l; language l owns rows ``offset_l .. offset_l + r_l``
+(``A_of(l)`` (r_l, d_in) and ``B_of(l)`` (d_out, r_l) are views). So parameters, gradients
+and optimizer state cost exactly the unpadded sum, whatever the mix of ranks.
+
+Routing gathers each sentence's r_max component rows by index (``comp_index``: a language
+of lower rank points its extra slots at row 0 and ``comp_mult`` multiplies them by 0) and
+applies them with batched matmuls (``routed_lora``): no Python loop over languages and no
+host sync, so the cost does not grow with the number of languages. A custom autograd
+function keeps only x and the small (N, T, r_max) intermediate for backward (not the
+gathered per-sentence copies of A and B) and regathers in backward, so a training step
+holds as much memory as one shared LoRA. Beam-expanded rows of one sentence share one
+gathered pair.
 """
 
 from __future__ import annotations
@@ -104,64 +107,71 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
     return x.dtype
 
 
-def _gather(w: torch.Tensor, idx: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``w[idx]`` in ``dtype``, casting whichever of the table or the gathered copy is smaller."""
+def _gather_rows(w: torch.Tensor, comp: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Rows ``w[comp]`` (N, r, d) of the packed table w (R, d) in ``dtype``, casting whichever of
+    the table or the gathered copy is smaller."""
+    flat = comp.reshape(-1)
     if w.dtype == dtype:
-        return w.index_select(0, idx)
-    if w.shape[0] < idx.shape[0]:
-        return w.to(dtype).index_select(0, idx)
-    return w.index_select(0, idx).to(dtype)
+        rows = w.index_select(0, flat)
+    elif w.shape[0] < flat.shape[0]:
+        rows = w.to(dtype).index_select(0, flat)
+    else:
+        rows = w.index_select(0, flat).to(dtype)
+    return rows.view(comp.shape[0], comp.shape[1], w.shape[1])
 
 
-def _scaled(t: torch.Tensor, scale: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor:
-    """t (N, T, r) times scale[idx[n]] per row, in place; None means every scale is 1."""
-    if scale is not None:
-        t.mul_(scale.index_select(0, idx).to(t.dtype)[:, None, None])
+def _times(t: torch.Tensor, mult: torch.Tensor | None) -> torch.Tensor:
+    """t (N, T, r) times mult (N, r) per row and component, in place; None means all ones."""
+    if mult is not None:
+        t.mul_(mult.to(t.dtype)[:, None, :])
     return t
 
 
 class _RoutedLoRA(torch.autograd.Function):
-    """``out[n] = s[idx[n]] * x[n] @ A[idx[n]].T @ B[idx[n]].T`` for x (N, T, d_in).
+    """``out[n] = ((x[n] @ A[comp[n]].T) * mult[n]) @ B^T[comp[n]]`` for x (N, T, d_in).
 
-    Plain autograd through ``A[idx]`` would keep the gathered per-row copies of A and B
-    (N * r * (d_in + d_out) elements) alive until backward. This function keeps only
-    x (in the compute dtype: the same tensor a LoRA's ``lora_A`` linear keeps), the
-    small (N, T, r) intermediate and idx; backward gathers again and accumulates the
-    weight gradients per language with ``index_add_``. Parameters stay in their own
-    dtype (fp32); the computation runs in ``dtype`` (the autocast dtype under autocast)
-    and the weight gradients come back in the parameters' dtype.
+    ``A`` (R, d_in) and ``BT`` (R, d_out) are the packed component rows; ``comp`` (N, r)
+    names each row's r components and ``mult`` (N, r) carries the language's scale (0 for
+    the slots of a language whose rank is below r). Plain autograd through ``A[comp]`` would
+    keep the gathered per-row copies of A and B (N * r * (d_in + d_out) elements) alive until
+    backward. This function keeps only x (in the compute dtype: the same tensor a LoRA's
+    ``lora_A`` linear keeps), the small (N, T, r) intermediate and the indices; backward
+    gathers again and accumulates the weight gradients per component with ``index_add_``.
+    Parameters stay in their own dtype (fp32); the computation runs in ``dtype`` (the
+    autocast dtype under autocast) and the weight gradients come back in the parameters' dtype.
     """
 
     @staticmethod
-    def forward(ctx, x, lora_A, lora_B, idx, scale, dtype):
+    def forward(ctx, x, lora_A, lora_BT, comp, mult, dtype):
         xc = x if x.dtype == dtype else x.to(dtype)
-        xa = _scaled(torch.bmm(xc, _gather(lora_A, idx, dtype).transpose(1, 2)), scale, idx)  # (N, T, r)
-        out = torch.bmm(xa, _gather(lora_B, idx, dtype).transpose(1, 2))  # (N, T, d_out)
-        ctx.save_for_backward(xc, xa, idx, lora_A, lora_B, scale)
+        xa = _times(torch.bmm(xc, _gather_rows(lora_A, comp, dtype).transpose(1, 2)), mult)  # (N, T, r)
+        out = torch.bmm(xa, _gather_rows(lora_BT, comp, dtype))  # (N, T, d_out)
+        ctx.save_for_backward(xc, xa, comp, mult, lora_A, lora_BT)
         ctx.x_dtype = x.dtype
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        xc, xa, idx, lora_A, lora_B, scale = ctx.saved_tensors
+        xc, xa, comp, mult, lora_A, lora_BT = ctx.saved_tensors
         need_x, need_A, need_B = ctx.needs_input_grad[:3]
         dtype = xa.dtype
         g = grad_out if grad_out.dtype == dtype else grad_out.to(dtype)
+        flat = comp.reshape(-1)
         grad_x = grad_A = grad_B = None
         if need_B:
-            # per-row (d_out, r) products, summed per language in the parameter dtype
-            g_b = torch.bmm(g.transpose(1, 2), xa)
-            grad_B = torch.zeros_like(lora_B).index_add_(0, idx, g_b.to(lora_B.dtype))
+            # per-row (r, d_out) products, summed per component in the parameter dtype
+            g_b = torch.bmm(xa.transpose(1, 2), g)
+            grad_B = torch.zeros_like(lora_BT).index_add_(0, flat, g_b.reshape(-1, g_b.shape[2]).to(lora_BT.dtype))
             del g_b
         if need_x or need_A:
-            g_xa = _scaled(torch.bmm(g, _gather(lora_B, idx, dtype)), scale, idx)  # (N, T, r)
+            g_xa = _times(torch.bmm(g, _gather_rows(lora_BT, comp, dtype).transpose(1, 2)), mult)  # (N, T, r)
             if need_A:
                 g_a = torch.bmm(g_xa.transpose(1, 2), xc)
-                grad_A = torch.zeros_like(lora_A).index_add_(0, idx, g_a.to(lora_A.dtype))
+                grad_A = torch.zeros_like(lora_A).index_add_(0, flat, g_a.reshape(-1, g_a.shape[2]).to(lora_A.dtype))
                 del g_a
             if need_x:
-                grad_x = torch.bmm(g_xa, _gather(lora_A, idx, dtype))
+                grad_x = torch.bmm(g_xa, _gather_rows(lora_A, comp, dtype))
                 if grad_x.dtype != ctx.x_dtype:
                     grad_x = grad_x.to(ctx.x_dtype)
         return grad_x, grad_A, grad_B, None, None, None
@@ -170,30 +180,58 @@ class _RoutedLoRA(torch.autograd.Function):
 def routed_lora(
     x: torch.Tensor,
     lora_A: torch.Tensor,
-    lora_B: torch.Tensor,
-    idx: torch.Tensor,
-    scale: torch.Tensor | None,
+    lora_BT: torch.Tensor,
+    comp: torch.Tensor,
+    mult: torch.Tensor | None,
     dtype: torch.dtype | None = None,
     *,
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Per-row LoRA update: row n of x (N, T, d_in) uses pair idx[n]; returns (N, T, d_out) in ``dtype``.
+    """Per-row LoRA update: row n of x (N, T, d_in) uses components comp[n]; returns (N, T, d_out).
 
-    ``lora_A`` (L, r, d_in), ``lora_B`` (L, d_out, r), ``scale`` (L,) or None (all 1), ``idx`` (N,)
-    long. No Python loop over languages and no host synchronisation. With ``out`` (N, T, d_out)
-    and no autograd needed, the update is added to ``out`` in place and ``out`` is returned.
+    ``lora_A`` (R, d_in) and ``lora_BT`` (R, d_out) are packed component rows, ``comp`` (N, r)
+    long, ``mult`` (N, r) (scale per row, 0 for unused slots) or None (all 1). No Python loop
+    over languages and no host synchronisation. With ``out`` (N, T, d_out) and no autograd
+    needed, the update is added to ``out`` in place and ``out`` is returned.
     """
     dtype = x.dtype if dtype is None else dtype
-    if torch.is_grad_enabled() and (x.requires_grad or lora_A.requires_grad or lora_B.requires_grad):
-        delta = _RoutedLoRA.apply(x, lora_A, lora_B, idx, scale, dtype)
+    if torch.is_grad_enabled() and (x.requires_grad or lora_A.requires_grad or lora_BT.requires_grad):
+        delta = _RoutedLoRA.apply(x, lora_A, lora_BT, comp, mult, dtype)
         return delta if out is None else out + delta
     xc = x if x.dtype == dtype else x.to(dtype)
-    xa = _scaled(torch.bmm(xc, _gather(lora_A, idx, dtype).transpose(1, 2)), scale, idx)
-    b_t = _gather(lora_B, idx, dtype).transpose(1, 2)
+    xa = _times(torch.bmm(xc, _gather_rows(lora_A, comp, dtype).transpose(1, 2)), mult)
+    b_rows = _gather_rows(lora_BT, comp, dtype)
     if out is not None and out.dtype == dtype:
-        return out.baddbmm_(xa, b_t)
-    delta = torch.bmm(xa, b_t)
+        return out.baddbmm_(xa, b_rows)
+    delta = torch.bmm(xa, b_rows)
     return delta if out is None else out + delta
+
+
+def packed_layout(ranks: list[int]) -> tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(offsets, comp_index (L, r_max), comp_valid (L, r_max), comp_lang (R,)) of packed ranks."""
+    offsets, pos = [], 0
+    for r in ranks:
+        offsets.append(pos)
+        pos += r
+    r_max = max(ranks, default=0)
+    index = torch.zeros(len(ranks), r_max, dtype=torch.long)
+    valid = torch.zeros(len(ranks), r_max, dtype=torch.bool)
+    for lang, (off, r) in enumerate(zip(offsets, ranks)):
+        index[lang, :r] = torch.arange(off, off + r)
+        valid[lang, :r] = True
+    comp_lang = torch.repeat_interleave(torch.arange(len(ranks)), torch.tensor(ranks, dtype=torch.long))
+    return offsets, index, valid, comp_lang
+
+
+def pack_padded(t: torch.Tensor, ranks: list[int], kind: str) -> torch.Tensor:
+    """A padded per-language stack (lslo <= 0.1 layout) as packed rows.
+
+    ``kind="A"``: (L, r_max, d_in) -> (R, d_in); ``kind="B"``: (L, d_out, r_max) -> (R, d_out).
+    Used to resume checkpoints (masks, optimizer state) written with the padded layout.
+    """
+    if kind == "A":
+        return torch.cat([t[lang, :r] for lang, r in enumerate(ranks)], 0)
+    return torch.cat([t[lang, :, :r].transpose(0, 1) for lang, r in enumerate(ranks)], 0)
 
 
 class WrapsLinear(nn.Module):
@@ -220,7 +258,13 @@ class WrapsLinear(nn.Module):
 
 
 class LSLoLinear(WrapsLinear):
-    """A frozen linear map with per-language low-rank updates, hard-routed per row."""
+    """A frozen linear map with per-language low-rank updates, hard-routed per row.
+
+    Storage is packed (see the module docstring): ``lora_A`` (R, d_in), ``lora_BT`` (R, d_out)
+    and the pruning masks ``mask_A`` / ``mask_BT`` of the same shapes; ``A_of(l)``,
+    ``B_of(l)``, ``mask_A_of(l)``, ``mask_B_of(l)`` are language l's (r_l, d_in) / (d_out, r_l)
+    views, writable in place.
+    """
 
     def __init__(
         self,
@@ -241,86 +285,143 @@ class LSLoLinear(WrapsLinear):
         super().__init__()
         if routing not in ("source", "target"):
             raise ValueError(f"routing must be 'source' or 'target', got {routing!r}")
+        if any(r < 0 for r in ranks):
+            raise ValueError(f"ranks must be >= 0, got {ranks}")
         self.base = base
         for p in self.base.parameters():
             p.requires_grad_(False)
         self.languages = tuple(languages)
         self.router = router
         self.routing, self.side, self.layer, self.position, self.name = routing, side, layer, position, name
-        n_lang, r_max = len(ranks), max(ranks)
+        ranks = [int(r) for r in ranks]
         d_in, d_out = base.in_features, base.out_features
         dev = base.weight.device
-        self.lora_A = nn.Parameter(torch.zeros(n_lang, r_max, d_in, device=dev, dtype=torch.float32))
-        self.lora_B = nn.Parameter(torch.zeros(n_lang, d_out, r_max, device=dev, dtype=torch.float32))
+        offsets, index, valid, comp_lang = packed_layout(ranks)
+        total = sum(ranks)
+        self._rows = [slice(off, off + r) for off, r in zip(offsets, ranks)]
+        self._rank_list = ranks  # host copy: no device read (and works on the meta device)
+        self.lora_A = nn.Parameter(torch.zeros(total, d_in, device=dev, dtype=torch.float32))
+        self.lora_BT = nn.Parameter(torch.zeros(total, d_out, device=dev, dtype=torch.float32))
         self.register_buffer("ranks", torch.tensor(ranks, dtype=torch.long, device=dev))
         self.register_buffer("scale", torch.tensor(scales, dtype=torch.float32, device=dev))
-        valid = torch.arange(r_max, device=dev)[None, :] < self.ranks[:, None]  # (L, r_max)
-        self.register_buffer("mask_A", valid[:, :, None].expand(n_lang, r_max, d_in).clone())
-        self.register_buffer("mask_B", valid[:, None, :].expand(n_lang, d_out, r_max).clone())
+        self.register_buffer("mask_A", torch.ones(total, d_in, dtype=torch.bool, device=dev))
+        self.register_buffer("mask_BT", torch.ones(total, d_out, dtype=torch.bool, device=dev))
+        self.register_buffer("comp_index", index.to(dev), persistent=False)
+        self.register_buffer("comp_valid", valid.to(dev), persistent=False)
+        self.register_buffer("comp_lang", comp_lang.to(dev), persistent=False)
+        self._padded = bool(not valid.all())
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self._scale_key: tuple[int, int] | None = None
-        self._unit_scale = False
+        self._mult_key: tuple[int, int] | None = None
+        self._mult: torch.Tensor | None = None
         self.reset_parameters(init)
+
+    # ------------------------------------------------------------- per-language views
+    def rows(self, lang: int) -> slice:
+        """Language ``lang``'s rows of the packed tables."""
+        return self._rows[lang]
+
+    def A_of(self, lang: int) -> torch.Tensor:
+        return self.lora_A[self._rows[lang]]
+
+    def B_of(self, lang: int) -> torch.Tensor:
+        return self.lora_BT[self._rows[lang]].T
+
+    def mask_A_of(self, lang: int) -> torch.Tensor:
+        return self.mask_A[self._rows[lang]]
+
+    def mask_B_of(self, lang: int) -> torch.Tensor:
+        return self.mask_BT[self._rows[lang]].T
+
+    def param_masks(self) -> tuple[tuple[nn.Parameter, str], ...]:
+        """(parameter, name of its same-shape mask buffer) pairs."""
+        return (self.lora_A, "mask_A"), (self.lora_BT, "mask_BT")
+
+    def row_languages(self, p: torch.Tensor) -> torch.Tensor:
+        """The language index of every row of a packed table (for per-language masks)."""
+        return self.comp_lang
+
+    def masks_from_saved(self, saved: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Saved masks in this layout: lslo 0.1's padded ``mask_A`` / ``mask_B`` are packed."""
+        if "mask_BT" in saved or "mask_B" not in saved:
+            return saved
+        ranks = self.ranks.tolist()
+        return {"mask_A": pack_padded(saved["mask_A"], ranks, "A"), "mask_BT": pack_padded(saved["mask_B"], ranks, "B")}
+
+    def packed_from_padded(self, p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """A tensor shaped like parameter ``p`` in lslo 0.1's padded layout (e.g. Adam state), packed."""
+        if t.dim() != 3:
+            return t
+        return pack_padded(t, self.ranks.tolist(), "A" if p is self.lora_A else "B")
+
+    def kept_per_language(self) -> torch.Tensor:
+        """(L,) kept entries of A and B per language."""
+        per_row = self.mask_A.sum(dim=1) + self.mask_BT.sum(dim=1)
+        return torch.zeros(len(self.languages), dtype=torch.long, device=per_row.device).index_add_(
+            0, self.comp_lang, per_row)
 
     def reset_parameters(self, init: str = "kaiming") -> None:
         with torch.no_grad():
-            for lang, r in enumerate(self.ranks.tolist()):
+            for lang, r in enumerate(self._rank_list):
+                if r == 0:
+                    continue
                 a = torch.empty(r, self.in_features, device=self.lora_A.device)
                 if init == "kaiming":
                     nn.init.kaiming_uniform_(a, a=math.sqrt(5))  # as nn.Linear / the paper
                 else:
-                    nn.init.normal_(a, std=1.0 / r)
-                self.lora_A[lang].zero_()
-                self.lora_A[lang, :r] = a
-            self.lora_B.zero_()
-
-    def valid_A(self) -> torch.Tensor:
-        r_max = self.lora_A.shape[1]
-        valid = torch.arange(r_max, device=self.ranks.device)[None, :] < self.ranks[:, None]
-        return valid[:, :, None].expand_as(self.lora_A)
-
-    def valid_B(self) -> torch.Tensor:
-        r_max = self.lora_A.shape[1]
-        valid = torch.arange(r_max, device=self.ranks.device)[None, :] < self.ranks[:, None]
-        return valid[:, None, :].expand_as(self.lora_B)
+                    nn.init.normal_(a, std=1.0 / max(r, 1))
+                self.lora_A[self._rows[lang]] = a
+            self.lora_BT.zero_()
 
     def delta_weight(self, lang: int) -> torch.Tensor:
         """s_l * B_l A_l as a (d_out, d_in) matrix (used by merge and tests)."""
-        return self.scale[lang] * (self.lora_B[lang] @ self.lora_A[lang])
+        return self.scale[lang] * (self.B_of(lang) @ self.A_of(lang))
 
+    # ------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.base(x)
+        if self.lora_A.shape[0] == 0:  # every rank is 0
+            return out
         # Rows of one sentence (beam/sample expansion) are contiguous, so a (B*k, T, d) input is
         # viewed as (B, k*T, d): one gathered pair per sentence instead of one per row.
         ids, _ = self.router.groups(self.routing, x.shape[0], x.device)
         n = ids.shape[0]
         drop = self.dropout
         h = (x if type(drop) is nn.Identity else drop(x)).reshape(n, -1, x.shape[-1])
-        scale, dtype = self._scale_or_none(), _compute_dtype(h)
+        comp = self.comp_index.index_select(0, ids)
+        mult = self._mult_or_none()
+        mult = None if mult is None else mult.index_select(0, ids)
+        dtype = _compute_dtype(h)
         if out.is_contiguous():  # accumulate into the base output (in place when no autograd is needed)
             o = out.view(n, -1, out.shape[-1])
-            return routed_lora(h, self.lora_A, self.lora_B, ids, scale, dtype, out=o).view_as(out)
-        return out + routed_lora(h, self.lora_A, self.lora_B, ids, scale, dtype).view_as(out)
+            return routed_lora(h, self.lora_A, self.lora_BT, comp, mult, dtype, out=o).view_as(out)
+        return out + routed_lora(h, self.lora_A, self.lora_BT, comp, mult, dtype).view_as(out)
 
-    def _scale_or_none(self) -> torch.Tensor | None:
-        """``scale``, or None when every scale is 1 (the paper's setting) so no multiply is needed.
+    def _mult_table(self) -> torch.Tensor:
+        """(L, r_max): the language's scale on its own slots, 0 on the slots beyond its rank."""
+        return self.scale[:, None] * self.comp_valid.to(self.scale.dtype)
 
-        Re-checked whenever the buffer is replaced or modified in place (its version changes).
-        """
+    def _mult_or_none(self) -> torch.Tensor | None:
+        """``_mult_table()``, or None when it is all ones (equal ranks, every scale 1: the paper's
+        high/medium setting) so no multiply is needed. Re-checked whenever the scale buffer is
+        replaced or modified in place (its version changes)."""
         scale = self.scale
         try:
             key = (scale.data_ptr(), scale._version)
         except RuntimeError:  # inference tensors (and tracing) have no version counter: always scale
-            return scale
-        if self._scale_key != key:
-            self._unit_scale = bool((scale == 1).all())
-            self._scale_key = key
-        return None if self._unit_scale else scale
+            return self._mult_table()
+        if self._mult_key != key:
+            unit = not self._padded and bool((scale == 1).all())
+            self._mult = None if unit else self._mult_table()
+            self._mult_key = key
+        return self._mult
 
     def _delta(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """The update for x with one language index per row of x (N rows), as (N, -1, d_out)."""
         h = self.dropout(x).reshape(x.shape[0], -1, self.in_features)
-        return routed_lora(h, self.lora_A, self.lora_B, idx, self.scale, _compute_dtype(h))
+        if self.lora_A.shape[0] == 0:
+            return h.new_zeros(h.shape[0], h.shape[1], self.out_features)
+        return routed_lora(h, self.lora_A, self.lora_BT, self.comp_index.index_select(0, idx),
+                           self._mult_table().index_select(0, idx), _compute_dtype(h))
 
     def forward_reference(self, x: torch.Tensor) -> torch.Tensor:
         """Loop-over-languages implementation kept for tests and benchmarks."""
@@ -330,10 +431,9 @@ class LSLoLinear(WrapsLinear):
         out = out.clone()
         for lang, r in enumerate(self.ranks.tolist()):
             rows = idx == lang
-            if not bool(rows.any()):
+            if not r or not bool(rows.any()):
                 continue
-            a = self.lora_A[lang, :r]
-            b = self.lora_B[lang, :, :r]
+            a, b = self.A_of(lang), self.B_of(lang)
             out[rows] = out[rows] + self.scale[lang] * ((h[rows] @ a.T) @ b.T).to(out.dtype)
         return out
 

@@ -120,7 +120,7 @@ class LSLoModel(nn.Module):
     def adapter_parameters(self) -> Iterator[nn.Parameter]:
         for m in self.lslo_modules().values():
             yield m.lora_A
-            yield m.lora_B
+            yield m.lora_BT
 
     def set_tokenizer(self, tokenizer: Any) -> None:
         start = getattr(getattr(self.base, "config", None), "decoder_start_token_id", None)

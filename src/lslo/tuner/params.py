@@ -20,7 +20,7 @@ def parameter_report(model: nn.Module) -> dict[str, Any]:
     codes = [SHARED] if model.shared else model.config.codes
     per_lang = dict.fromkeys(codes, 0)
     for m in model.lslo_modules().values():
-        kept = m.mask_A.sum(dim=(1, 2)) + m.mask_B.sum(dim=(1, 2))
+        kept = m.kept_per_language()
         for i, code in enumerate(codes):
             per_lang[code] += int(kept[i])
     base = model.base_parameter_count()

@@ -90,9 +90,8 @@ def _peft_lora_for_direction(model, src, tgt, drop_dead):
     skipped: list[str] = []
     for name, m in modules.items():
         lang = si if m.routing == "source" else ti
-        r = int(m.ranks[lang])
-        a_l, b_l = m.lora_A[lang, :r].float(), m.lora_B[lang, :, :r].float()
-        ma, mb = m.mask_A[lang, :r], m.mask_B[lang, :, :r]
+        a_l, b_l = m.A_of(lang).float(), m.B_of(lang).float()
+        ma, mb = m.mask_A_of(lang), m.mask_B_of(lang)
         if drop_dead:
             a_l, b_l, _ = compact_component(a_l, b_l, ma, mb)
         else:

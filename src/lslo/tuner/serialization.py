@@ -27,14 +27,13 @@ def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """Compact per-language tensors: padding dropped, masks only where something is pruned."""
     tensors: dict[str, torch.Tensor] = {}
     for name, m in model.lslo_modules().items():
-        valid_a, valid_b = m.valid_A(), m.valid_B()
         for i, code in enumerate(m.languages):
-            r = int(m.ranks[i])
-            tensors[f"{name}.{code}.lora_A"] = m.lora_A[i, :r].detach().contiguous().cpu()
-            tensors[f"{name}.{code}.lora_B"] = m.lora_B[i, :, :r].detach().contiguous().cpu()
-            if not torch.equal(m.mask_A[i], valid_a[i]) or not torch.equal(m.mask_B[i], valid_b[i]):
-                tensors[f"{name}.{code}.mask_A"] = m.mask_A[i, :r].to(torch.uint8).contiguous().cpu()
-                tensors[f"{name}.{code}.mask_B"] = m.mask_B[i, :, :r].to(torch.uint8).contiguous().cpu()
+            tensors[f"{name}.{code}.lora_A"] = m.A_of(i).detach().contiguous().cpu()
+            tensors[f"{name}.{code}.lora_B"] = m.B_of(i).detach().contiguous().cpu()
+            ma, mb = m.mask_A_of(i), m.mask_B_of(i)
+            if not (bool(ma.all()) and bool(mb.all())):
+                tensors[f"{name}.{code}.mask_A"] = ma.to(torch.uint8).contiguous().cpu()
+                tensors[f"{name}.{code}.mask_B"] = mb.to(torch.uint8).contiguous().cpu()
     return tensors
 
 
@@ -134,17 +133,16 @@ def load_adapter_state(model: nn.Module, state: dict[str, torch.Tensor], path: P
                         raise AdapterError(f"{path}: missing tensor {key}")
                     if tuple(state[key].shape) != shape:
                         raise AdapterError(f"{path}: {key} has shape {tuple(state[key].shape)}, expected {shape}")
-                m.lora_A[i].zero_()
-                m.lora_B[i].zero_()
-                m.lora_A[i, :r] = state[ka].to(m.lora_A.dtype)
-                m.lora_B[i, :, :r] = state[kb].to(m.lora_B.dtype)
-                m.mask_A[i] = m.valid_A()[i]
-                m.mask_B[i] = m.valid_B()[i]
+                m.A_of(i).copy_(state[ka])
+                m.B_of(i).copy_(state[kb])
                 km, kn = f"{name}.{code}.mask_A", f"{name}.{code}.mask_B"
                 if km in state:
                     expected.update((km, kn))
-                    m.mask_A[i, :r] = state[km].bool()
-                    m.mask_B[i, :, :r] = state[kn].bool()
+                    m.mask_A_of(i).copy_(state[km].bool())
+                    m.mask_B_of(i).copy_(state[kn].bool())
+                else:
+                    m.mask_A_of(i).fill_(True)
+                    m.mask_B_of(i).fill_(True)
     extra = sorted(set(state) - expected)
     if extra:
         raise AdapterError(f"{path}: unexpected tensor {extra[0]} (and {len(extra) - 1} more); config mismatch?")
