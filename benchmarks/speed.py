@@ -8,6 +8,8 @@ Prints one JSON document to stdout; progress goes to stderr.
     python benchmarks/speed.py                      # CPU defaults: 2+2 layers, 1 thread, CPU-time clock
     python benchmarks/speed.py --quick              # smoke run
     python benchmarks/speed.py --device cuda --dtype bf16 --layers 12 --batch 48 --src-len 32
+    python benchmarks/speed.py --full-shape         # real 418M / NLLB-600M shapes through lslo train/evaluate
+                                                    # (benchmarks/full_shape.py; its options follow)
 
 Variants of a training step (forward + backward + Adam step) on a batch that mixes 12
 languages (every sentence its own direction):
@@ -220,6 +222,11 @@ def state_bytes(params, opt) -> int:
 # ----------------------------------------------------------------------------- main
 def main(argv=None) -> dict:
     global CLOCK
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--full-shape" in argv:  # real M2M-100 418M / NLLB-600M shapes through lslo train/evaluate
+        from full_shape import main as full_shape
+
+        return full_shape([a for a in argv if a != "--full-shape"])
     args = parse_args(argv)
     t_start = time.perf_counter()
     if args.threads:
