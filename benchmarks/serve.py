@@ -228,7 +228,7 @@ def main(argv=None) -> int:
     p.add_argument("--clients", default="1,8,64")
     p.add_argument("--requests", default="24,96,256", help="requests per client count (same order)")
     p.add_argument("--max-seconds", type=float, default=120.0, help="per mode and client count")
-    p.add_argument("--modes", default="mixed,single,direction,peft")
+    p.add_argument("--modes", default="mixed,single,direction,peft", help="or none: the soak only")
     p.add_argument("--beam", type=int, default=4)
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--segments", type=int, default=200, help="devtest segments per language in the pool")
@@ -251,7 +251,9 @@ def main(argv=None) -> int:
     gen = {"num_beams": args.beam, "max_new_tokens": args.max_new_tokens, "length_penalty": cfg.eval.length_penalty}
     clients = [int(x) for x in args.clients.split(",")]
     counts = [int(x) for x in args.requests.split(",")]
-    modes = args.modes.split(",")
+    modes = [] if args.modes in ("", "none") else args.modes.split(",")
+    if not modes:
+        clients, counts = [], []
     peft = None
     if "peft" in modes:
         t0 = time.perf_counter()
