@@ -184,3 +184,13 @@ def test_a_client_that_disconnects_mid_request_does_not_break_the_batch():
         assert results[0].json() == {"translatedText": "[en>de] stays"}
         assert httpx.get(srv.url + "/health").json()["status"] == "ok"
         assert post(srv, {"q": "after", "source": "en", "target": "fr"}).status_code == 200
+
+
+def test_a_segment_longer_than_the_model_takes_gets_413_and_the_others_are_untouched():
+    srv, fake, _ = serve(max_segment_tokens=12)  # the fake counts len(text) + 2 tokens
+    with srv:
+        r = post(srv, {"q": ["short", "x" * 11], "source": "en", "target": "fr"})
+        assert r.status_code == 413 and r.json()["limit"] == "max_segment_tokens"
+        assert r.json()["value"] == 13 and "segment 1" in r.json()["error"]
+        assert fake.calls == []  # refused before anything was queued
+        assert post(srv, {"q": "x" * 10, "source": "en", "target": "fr"}).status_code == 200

@@ -32,6 +32,9 @@ def service_for_model(model: Any, codes: list[str] | None = None, generate_kwarg
         return len(tokenizer(text, add_special_tokens=False)["input_ids"]) + 2
 
     codes = list(codes if codes is not None else model.config.codes)
+    if "max_segment_tokens" not in options:  # learned position tables end here (sinusoidal ones grow)
+        positions = getattr(getattr(model.base, "config", None), "max_position_embeddings", None)
+        options["max_segment_tokens"] = int(positions) if positions else None
     return TranslationService(translate, count_tokens, codes, **options)
 
 

@@ -62,13 +62,16 @@ class TranslationService:
     def __init__(self, translate: TranslateFn, count_tokens: Callable[[str], int], codes: Sequence[str], *,
                  api_key: str | None = None, limits: Limits | None = None, policy: str = "mixed",
                  max_batch_tokens: int = 4096, max_batch_segments: int = 64, max_wait_ms: float = 5.0,
-                 max_queue: int = 1024, retry_after_s: int = 1, description: str = "lslo"):
+                 max_queue: int = 1024, retry_after_s: int = 1, description: str = "lslo",
+                 max_segment_tokens: int | None = None):
         if policy not in POLICIES:
             raise ValueError(f"policy {policy!r}: expected one of {', '.join(POLICIES)}")
         self.codes = list(codes)
         self.api_key = api_key or None
         self.limits = limits or Limits()
         self.retry_after_s = retry_after_s
+        self.count_tokens = count_tokens
+        self.max_segment_tokens = max_segment_tokens  # the model's position limit: longer inputs would fail
         self.description = description
         self.metrics: Metrics | None = None
         self.batcher = Batcher(translate, count_tokens, policy=policy, max_batch_tokens=max_batch_tokens,
@@ -115,8 +118,16 @@ class TranslationService:
             raise HTTPError(413, f"q: {chars} characters exceed the limit of {lim.max_chars} per request "
                                  "(max_chars)", "too_large", limit="max_chars", value=chars, maximum=lim.max_chars)
         work = [i for i, s in enumerate(segments) if s.strip()]
+        counts = [self.count_tokens(segments[i].strip()) for i in work]
+        if self.max_segment_tokens is not None:
+            for i, n in zip(work, counts):
+                if n > self.max_segment_tokens:
+                    raise HTTPError(413, f"q: segment {i} has {n} tokens, more than the model's "
+                                         f"{self.max_segment_tokens} (max_segment_tokens)", "too_large",
+                                    limit="max_segment_tokens", value=n, maximum=self.max_segment_tokens)
         try:
-            future = self.batcher.submit([segments[i].strip() for i in work], [src] * len(work), [tgt] * len(work))
+            future = self.batcher.submit([segments[i].strip() for i in work], [src] * len(work), [tgt] * len(work),
+                                         counts)
         except (QueueFull, ShuttingDown) as e:
             raise HTTPError(503, str(e), "unavailable", headers={"Retry-After": str(self.retry_after_s)}) from None
         done = await asyncio.wrap_future(future)

@@ -97,11 +97,15 @@ class Batcher:
         self._thread.start()
 
     # ------------------------------------------------------------------ clients
-    def submit(self, texts: Sequence[str], src: Sequence[str], tgt: Sequence[str]) -> Future:
-        """Queue one request; its future gives the translations in input order."""
+    def submit(self, texts: Sequence[str], src: Sequence[str], tgt: Sequence[str],
+               tokens: Sequence[int] | None = None) -> Future:
+        """Queue one request; its future gives the translations in input order.
+
+        ``tokens``: the segments' token counts when the caller has them already."""
         if not (len(texts) == len(src) == len(tgt)):
             raise ValueError("submit: texts, src and tgt must have the same length")
-        job = Job(list(texts), list(src), list(tgt), sum(self.count_tokens(t) for t in texts))
+        counts = list(tokens) if tokens is not None else [self.count_tokens(t) for t in texts]
+        job = Job(list(texts), list(src), list(tgt), sum(counts))
         if not texts:
             job.future.set_result([])
             return job.future
