@@ -12,13 +12,15 @@ and the cosine similarity, plus the worst module.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _report import emit  # noqa: E402
 
 from lslo.tuner.config import LSLoConfig  # noqa: E402
 from lslo.tuner.model import LSLoModel  # noqa: E402
@@ -79,10 +81,7 @@ def main(argv=None) -> dict:
            "grad_rel_l2_error": float((b - a).norm() / a.norm()),
            "grad_cosine": float(torch.nn.functional.cosine_similarity(a, b, dim=0)),
            "worst_module": worst, "worst_module_rel_l2_error": per[worst], "gradient_tensors": len(g32)}
-    text = json.dumps(out, indent=1)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n", encoding="utf-8")
+    emit(out, args.json)
     return out
 
 

@@ -34,6 +34,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _report import emit  # noqa: E402
 
 # config.json values of the published checkpoints (facebook/m2m100_418M, facebook/nllb-200-distilled-600M)
 ARCHS = {
@@ -194,11 +197,7 @@ def main(argv=None) -> dict:
            "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                        "threads": args.threads},
            "reduced": args.reduced, "results": results}
-    text = json.dumps(out, indent=1)
-    print(text)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text + "\n", encoding="utf-8")
+    emit(out, args.json)
     return out
 
 

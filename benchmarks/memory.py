@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from _baselines import cpu_peak_bytes  # noqa: E402
+from _report import emit  # noqa: E402
 
 from lslo.tuner.config import LSLoConfig  # noqa: E402
 from lslo.tuner.model import LSLoModel  # noqa: E402
@@ -189,11 +190,7 @@ def main(argv=None) -> dict:
                                                              for v in summary.values()),
                   "packed step time vs padded (12 languages)": base["packed/padded step time"]},
     }
-    text = json.dumps(out, indent=1)
-    print(text)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text + "\n", encoding="utf-8")
+    emit(out, args.json)
     return out
 
 

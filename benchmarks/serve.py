@@ -40,9 +40,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import httpx  # noqa: E402
 import torch  # noqa: E402
+from _report import emit  # noqa: E402
 
 from lslo.data import load_corpus  # noqa: E402
 from lslo.serving import service_for_model  # noqa: E402
@@ -309,11 +311,7 @@ def main(argv=None) -> int:
     if args.soak_minutes > 0:
         out["soak"] = soak(args.config, corpus, codes, args.soak_minutes, args.soak_clients, args.beam,
                            args.max_new_tokens, args.seed)
-    text = json.dumps(out, indent=1)
-    print(text)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text + "\n", encoding="utf-8")
+    emit(out, args.json)
     return 0
 
 

@@ -230,7 +230,7 @@ class Trainer:
         frozen: list[tuple[torch.nn.Parameter, torch.Tensor, torch.Tensor]] = []
         for m in self.model.lslo_modules().values():
             for p, _ in m.param_masks():
-                rows = keep[m.row_languages(p)]  # which rows of the packed table belong to a trained language
+                rows = keep[m.comp_lang]  # the rows of each packed table that belong to a trained language
                 mask = rows.view(-1, *([1] * (p.dim() - 1))).to(p.dtype)
                 p.register_hook(lambda g, mask=mask: g * mask)
                 frozen.append((p, rows, p.detach().clone()))

@@ -336,10 +336,6 @@ class LSLoLinear(WrapsLinear):
         """(parameter, name of its same-shape mask buffer) pairs."""
         return (self.lora_A, "mask_A"), (self.lora_BT, "mask_BT")
 
-    def row_languages(self, p: torch.Tensor) -> torch.Tensor:
-        """The language index of every row of a packed table (for per-language masks)."""
-        return self.comp_lang
-
     def masks_from_saved(self, saved: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Saved masks in this layout: lslo 0.1's padded ``mask_A`` / ``mask_B`` are packed."""
         if "mask_BT" in saved or "mask_B" not in saved:
