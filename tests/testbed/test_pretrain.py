@@ -159,3 +159,33 @@ def test_sigint_stops_between_updates_and_saves(prepared, tmp_path, monkeypatch)
     assert state["step"] == 2
     saved = json.loads((work / P.CKPT / "state.json").read_text())
     assert saved["step"] == 2 and saved["in_chunk"] == 2
+
+
+def test_cooldown_decays_linearly_to_zero_and_resumes_exactly(prepared, tmp_path):
+    s = P.Settings(**TINY)
+    cd = {"from": 10, "steps": 4}
+    assert P.lr_at(9, s, None, cd) == P.lr_at(9, s, None)  # before: the plain schedule
+    start = P.lr_at(10, s, None)
+    assert [P.lr_at(k, s, None, cd) for k in range(10, 15)] == pytest.approx(
+        [start, 0.75 * start, 0.5 * start, 0.25 * start, 0.0])
+    torch.set_num_threads(1)
+    straight = _copy(prepared, tmp_path / "a")
+    P.train(straight, steps=3, settings=s, threads=1)
+    state = P.train(straight, steps=1000, threads=1, cooldown=4, log_every=1)
+    assert state["step"] == 7 and state["cooldown"] == {"from": 3, "steps": 4}  # stops where lr reaches 0
+    assert [r["lr"] for r in state["curve"][-4:]] == pytest.approx(
+        [round(P.lr_at(k, s, None, state["cooldown"]), 7) for k in range(3, 7)])
+    split = _copy(prepared, tmp_path / "b")
+    P.train(split, steps=3, settings=s, threads=1)
+    P.train(split, steps=5, threads=1, cooldown=4)
+    with pytest.raises(P.PretrainError, match="already cooling down over 4"):
+        P.train(split, steps=1000, threads=1, cooldown=9)
+    again = P.train(split, steps=1000, threads=1)  # the recorded cooldown goes on
+    assert again["step"] == 7
+    from safetensors.torch import load_file
+
+    wa = load_file(str(straight / P.CKPT / "model.safetensors"))
+    wb = load_file(str(split / P.CKPT / "model.safetensors"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    with pytest.raises(P.PretrainError, match="expected a positive number"):
+        P.train(split, steps=10, cooldown=0)

@@ -297,9 +297,16 @@ def loss_of(model, batch, label_smoothing: float):
     return loss, float(nll), int(target.numel())
 
 
-def lr_at(step: int, s: Settings, rewarm_from: int | None) -> float:
+def lr_at(step: int, s: Settings, rewarm_from: int | None, cooldown: dict | None = None) -> float:
     """Inverse-sqrt schedule with linear warm-up; after a weights-only resume at ``rewarm_from``
-    the rate ramps up again over ``s.rewarm`` steps (the fresh optimiser has no moments)."""
+    the rate ramps up again over ``s.rewarm`` steps (the fresh optimiser has no moments).
+
+    ``cooldown`` ``{"from": F, "steps": N}`` ends the run warmup-stable-decay style: from update F
+    the rate falls linearly from its value at F to 0 at F + N (the final anneal that an
+    inverse-sqrt schedule never does)."""
+    if cooldown is not None and step >= cooldown["from"]:
+        start = lr_at(cooldown["from"], s, rewarm_from)
+        return start * max(0.0, 1.0 - (step - cooldown["from"]) / cooldown["steps"])
     base = s.lr * min((step + 1) / s.warmup, math.sqrt(s.warmup / (step + 1)))
     if rewarm_from is not None and step < rewarm_from + s.rewarm:
         base *= (step - rewarm_from + 1) / s.rewarm
@@ -379,6 +386,8 @@ def _initial_state(work: Path, settings: Settings | None, from_weights: Path | N
             raise PretrainError(f"{info}: missing (the export of the weights to continue from writes it)")
         state = json.loads(info.read_text())["state"]
         state["rewarm_from"] = state["step"]
+        if state.get("cooldown"):  # continuing a cooled-down base: back on the plain schedule
+            state.setdefault("past_cooldowns", []).append(state.pop("cooldown"))
         return state, f"{fw} (16-bit weights, fresh optimiser, re-warm-up)"
     return {"settings": asdict(settings or Settings()), "step": 0, "chunk": 0, "in_chunk": 0, "tokens": 0,
             "target_tokens": 0, "wall_s": 0.0, "curve": [], "sessions": [], "rewarm_from": None}, None
@@ -449,7 +458,7 @@ class _Run:
                             [b for _, b, _ in exs], [piece(b, i).tolist() for _, b, i in exs])
         batch = {k: v.to(self.device) for k, v in batch.items()}
         for g in self.opt.param_groups:
-            g["lr"] = lr_at(st["step"], s, st.get("rewarm_from"))
+            g["lr"] = lr_at(st["step"], s, st.get("rewarm_from"), st.get("cooldown"))
         with torch.autocast(device_type=self.device.split(":")[0], dtype=torch.bfloat16, enabled=self.bf16):
             loss, nll, ntok = loss_of(self.model, batch, s.label_smoothing)
         self.opt.zero_grad(set_to_none=True)
@@ -515,13 +524,28 @@ class _StopOnSignal:
 
 def train(work: Path, steps: int, minutes: float | None = None, save_minutes: float = 10.0, threads: int = 2,
           device: str = "cpu", bf16: bool = False, from_weights: Path | None = None,
-          settings: Settings | None = None, log_every: int = 50, overrides: dict | None = None) -> dict:
+          settings: Settings | None = None, log_every: int = 50, overrides: dict | None = None,
+          cooldown: int | None = None) -> dict:
     """Train (or resume) until ``steps`` updates or ``minutes`` of wall time; returns the state.
+
+    ``cooldown`` N starts the final linear decay of the learning rate to 0 over the next N updates
+    (recorded in the state, so a resume continues it; training stops when it reaches 0).
 
     Ctrl-C (KeyboardInterrupt) stops after the current update and saves a checkpoint."""
     if not (work / "prepare.json").is_file():
         raise PretrainError(f"{work}: no prepare.json; run `prepare` first")
+    if cooldown is not None and cooldown < 1:
+        raise PretrainError(f"--cooldown: {cooldown}: expected a positive number of updates")
     state, resumed = _initial_state(work, settings, from_weights)
+    if cooldown is not None:
+        have = state.get("cooldown")
+        if have is None:
+            state["cooldown"] = {"from": state["step"], "steps": cooldown}
+        elif have["steps"] != cooldown:
+            raise PretrainError(f"--cooldown {cooldown}: {work} is already cooling down over {have['steps']} "
+                                f"updates from step {have['from']}; resume with --cooldown {have['steps']} or none")
+    if state.get("cooldown"):
+        steps = min(steps, state["cooldown"]["from"] + state["cooldown"]["steps"])
     s = _settings_of(state, overrides)
     run = _Run(work, state, s, resumed, from_weights, device, bf16, threads)
     session = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "start_step": state["step"],
@@ -529,6 +553,8 @@ def train(work: Path, steps: int, minutes: float | None = None, save_minutes: fl
                "cpu": platform.processor() or platform.machine(), "max_tokens": s.max_tokens}
     if resumed:
         session["resumed_from"] = resumed
+    if state.get("cooldown"):
+        session["cooldown"] = dict(state["cooldown"])
     n_params = sum(p.numel() for p in run.model.parameters())
     print(f"model: {n_params / 1e6:.2f}M parameters; step {state['step']} -> {steps}; "
           f"{len(run.sampler.pairs)} language pairs", file=sys.stderr, flush=True)
@@ -630,6 +656,8 @@ def main(argv: list[str] | None = None) -> int:
         t.add_argument("--" + name.replace("_", "-"), type=int, default=None)
     t.add_argument("--lr", type=float, default=None)
     t.add_argument("--dropout", type=float, default=None)
+    t.add_argument("--cooldown", type=int, default=None,
+                   help="end the run: decay the learning rate linearly to 0 over this many more updates")
     e = sub.add_parser("export")
     e.add_argument("--work", type=Path, required=True)
     e.add_argument("--out", type=Path, required=True)
@@ -648,7 +676,8 @@ def main(argv: list[str] | None = None) -> int:
                 if getattr(args, name) is not None:
                     setattr(s, name, getattr(args, name))
             train(args.work, args.steps, args.minutes, args.save_minutes, args.threads, args.device, args.bf16,
-                  args.from_weights, s, overrides={"max_tokens": args.max_tokens, "lr": args.lr})
+                  args.from_weights, s, overrides={"max_tokens": args.max_tokens, "lr": args.lr},
+                  cooldown=args.cooldown)
         else:
             export(args.work, args.out, command, args.portable, args.dtype, args.max_shard_size)
     except LSLoError as err:
