@@ -1,19 +1,38 @@
-"""Quality benchmark on the offline demo data: no fine-tuning vs full fine-tuning vs one shared
-LoRA vs LSLo vs LSLo with gradual pruning, same data, same update budget, same evaluation.
+"""Quality benchmark on the offline testbed: the paper's comparison at mini scale.
 
-    python benchmarks/quality.py [--steps 1200] [--segments 40] [--directions demo|all] [--out runs/quality]
+    python benchmarks/quality.py [--steps 600] [--segments 40] [--directions demo|all] [--out runs/quality]
 
-Every variant uses the demo's training settings (``lslo.testbed.demo.demo_config``: batch size, warmup,
-label smoothing, LSLo ranks, learning rate, pruning schedule) unless its override says otherwise.
+Base: the pretrained 11.5M-parameter M2M-100-architecture model ``data/testbed/base``. Fine-tuning:
+``data/testbed/wesnoth`` dev (campaign fiction, a domain the base never saw), all 132 directions
+mixed in every batch; scored on its devtest (by default the demo's fixed 36 directions, 4 per
+resource group, so every group weighs the same; ``--directions all`` scores all 132).
 
-Prints one JSON document (and writes quality.json / quality.md in --out): chrF++ and spBLEU
-(demo SentencePiece model) per resource group, trainable parameters (% of the base model), time.
-Each variant is its own run directory; a finished variant is reused on a rerun.
+Every variant uses the demo's settings (``lslo.testbed.demo.demo_config``: the paper's positions,
+routing rule, lr 3e-3, label smoothing 0.2, dropout 0.1, batch size, warm-up, the same number of
+updates) unless its override says otherwise:
+
+- ``none``: the base model as it is;
+- ``full:lr=V``: full fine-tuning at learning rate V (tune over several);
+- ``lora``: one LoRA shared by every language, at the LSLo positions, of rank = the sum of the
+  LSLo ranks (the same number of trainable parameters as all of LSLo's adapters together);
+- ``lslo``: LSLo with the paper's ranks 2/2/8, no pruning;
+- ``lslo-scaled``: LSLo with the paper's ranks scaled to this base's d_model
+  (rank x d_model / 1024, at least 1: 1/1/2 at d_model 256), no pruning;
+- ``lslo+prune``: LSLo 2/2/8 with the paper's gradual pruning (cubic, 90% of B, layer-wise);
+- ``lslo+prune+search``: the same with the routing that ``lslo search`` learns on this base
+  (a search of a third of the updates, source- vs target-indexed per layer) instead of the
+  paper's routing; the search's own time is reported.
+
+Any variant takes ``:lr=V``. Prints one JSON document (and writes quality.json / quality.md in
+--out): chrF++ and spBLEU (the base's own SentencePiece model, labelled) per resource group, the
+trainable parameters per language as % of the base, time. A finished variant is reused on a rerun
+only if its settings are unchanged.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -22,14 +41,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+DEFAULT_VARIANTS = ("none,full:lr=1e-4,full:lr=3e-4,full:lr=1e-3,lora,lslo,lslo-scaled,lslo+prune,"
+                    "lslo+prune+search")
 VARIANTS = {
     # name: (method, overrides)
-    # full fine-tuning at the demo's lr (3e-3): the best of 1e-4 / 3e-4 / 1e-3 / 3e-3 measured here
-    "full": ("full", {}),
-    # one LoRA for every language, of the largest per-language LSLo rank (the low-resource one)
-    "lora": ("lora", {"lora_rank": None}),
+    "full": ("full", {"train.lr": 3e-4}),
+    "lora": ("lora", {"lora_rank": "sum", "pruning.enabled": False}),
     "lslo": ("lslo", {"pruning.enabled": False}),
+    "lslo-scaled": ("lslo", {"pruning.enabled": False, "lslo.ranks": "scaled"}),
     "lslo+prune": ("lslo", {}),
+    "lslo+prune+search": ("lslo", {"routing": "search"}),
 }
 
 
@@ -40,17 +61,81 @@ def _set(d: dict, dotted: str, value) -> None:
     d[keys[-1]] = value
 
 
+def scaled_ranks(ranks: dict[str, int], d_model: int) -> dict[str, int]:
+    """The paper's ranks (for d_model 1024) scaled to another width: rank x d_model / 1024, >= 1."""
+    return {lvl: max(1, round(r * d_model / 1024)) for lvl, r in ranks.items()}
+
+
+def shared_rank(data: dict) -> int:
+    """Rank of one shared LoRA with as many trainable parameters as all LSLo adapters together."""
+    ranks = data["lslo"]["ranks"]
+    return sum(ranks[x["level"]] for x in data["lslo"]["languages"])
+
+
+def variant_config(name: str, run: Path, steps: int, base: Path, beam: int) -> tuple[dict, bool]:
+    """(run config dict, whether the routing comes from a search) for variant ``name``."""
+    from lslo.testbed.demo import demo_config
+
+    kind, _, lr = name.partition(":lr=")
+    if kind not in VARIANTS and kind != "none":
+        raise SystemExit(f"quality.py: error: --variants: unknown variant {kind!r}; "
+                         f"expected none, {', '.join(VARIANTS)} (optionally NAME:lr=V)")
+    data = demo_config(run, steps, base)
+    data["eval"]["beam"] = beam
+    method, overrides = VARIANTS.get(kind, ("lslo", {}))
+    overrides = dict(overrides)
+    if lr:
+        try:
+            overrides["train.lr"] = float(lr)
+        except ValueError:
+            raise SystemExit(f"quality.py: error: --variants: {name!r}: lr must be a number") from None
+    data["method"] = method
+    search = overrides.pop("routing", None) == "search"
+    for k, v in overrides.items():
+        if k == "lora_rank" and v == "sum":
+            v = shared_rank(data)
+        elif k == "lslo.ranks" and v == "scaled":
+            d_model = json.loads((Path(base) / "config.json").read_text(encoding="utf-8"))["d_model"]
+            v = scaled_ranks(data["lslo"]["ranks"], d_model)
+        _set(data, k, v)
+    if method == "full":
+        data["pruning"]["enabled"] = False
+    return data, search
+
+
+def learn_routing(data: dict, run: Path, steps: int) -> tuple[dict, float]:
+    """``lslo search`` on the variant's config (a third of its updates, no pruning); returns the
+    learned encoder/decoder routing and the search's seconds."""
+    import yaml
+
+    from lslo.search import run_search
+
+    cfg = copy.deepcopy(data)
+    cfg["pruning"]["enabled"] = False
+    search_steps = max(1, steps // 3)
+    cfg["search"] = {"output_dir": str(run / "search"),
+                     "train": {"max_steps": search_steps, "epoch_size": search_steps * 100,
+                               "warmup_steps": max(1, search_steps // 10)}}
+    run.mkdir(parents=True, exist_ok=True)
+    path = run / "search_config.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    t0 = time.time()
+    result = run_search(path, overwrite=True, quiet=True)
+    routing = {"encoder_routing": result["encoder_routing"], "decoder_routing": result["decoder_routing"]}
+    return routing, time.time() - t0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=None, help="optimizer updates (default: the demo's)")
+    p.add_argument("--steps", type=int, default=None, help="optimizer updates per variant (default: the demo's)")
     p.add_argument("--segments", type=int, default=40, help="test segments per direction")
     p.add_argument("--directions", choices=["demo", "all"], default="demo",
                    help="demo: 36 directions, 4 per resource group; all: 132")
     p.add_argument("--beam", type=int, default=4)
-    p.add_argument("--variants", default="none,full,lora,lslo,lslo+prune",
+    p.add_argument("--variants", default=DEFAULT_VARIANTS,
                    help="comma-separated; NAME:lr=V runs variant NAME at learning rate V (e.g. full:lr=1e-3)")
     p.add_argument("--out", default="runs/quality")
-    p.add_argument("--base", default=None, help="base model directory (default: data/demo/base)")
+    p.add_argument("--base", default=None, help="base model directory (default: data/testbed/base)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     args = p.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -64,44 +149,35 @@ def main() -> int:
     from lslo.data.corpus import load_corpus
     from lslo.data.sampling import directions as all_directions
     from lslo.evaluation import SpBleu, evaluate_model, write_scores
-    from lslo.testbed.demo import BASE, DEMO, STEPS, demo_config, demo_directions
+    from lslo.testbed.demo import BASE, STEPS, demo_directions, manifest
     from lslo.training import Trainer, load_run
     from lslo.training.config import RunConfig
 
     args.steps = args.steps or STEPS
+    base = Path(args.base) if args.base else BASE
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    manifest = json.loads((DEMO / "MANIFEST.json").read_text(encoding="utf-8"))
-    codes = [x["code"] for x in manifest["languages"]]
-    dirs = demo_directions(manifest["levels"]) if args.directions == "demo" else all_directions(codes)
+    man = manifest()
+    codes = [x["code"] for x in man["languages"]]
+    dirs = demo_directions(man["levels"]) if args.directions == "demo" else all_directions(codes)
+    names = [n for n in args.variants.split(",") if n]
+    for name in names:  # every name checked before the first (long) variant runs
+        variant_config(name, out / "check", args.steps, base, args.beam)
     results: dict[str, dict] = {}
-    for name in args.variants.split(","):
+    for name in names:
         run = out / name.replace("+", "_").replace(":", "_").replace("=", "")
-        data = demo_config(run, args.steps, Path(args.base) if args.base else BASE)
-        data["eval"]["beam"] = args.beam
-        kind, _, lr = name.partition(":lr=")
-        if kind not in VARIANTS and kind != "none":
-            raise SystemExit(f"quality.py: error: --variants: unknown variant {kind!r}; "
-                             f"expected none, {', '.join(VARIANTS)} (optionally NAME:lr=V)")
-        method, overrides = VARIANTS.get(kind, ("lslo", {}))
-        if lr:
-            try:
-                overrides = {**overrides, "train.lr": float(lr)}
-            except ValueError:
-                raise SystemExit(f"quality.py: error: --variants: {name!r}: lr must be a number") from None
-        data["method"] = method
-        for k, v in overrides.items():
-            if k == "lora_rank" and v is None:
-                v = max(data["lslo"]["ranks"].values())
-            _set(data, k, v)
-        if method == "full":
-            data["pruning"]["enabled"] = False
-        setting = {"config": data, "segments": args.segments, "directions": [list(d) for d in dirs]}
+        data, search = variant_config(name, run, args.steps, base, args.beam)
+        setting = {"config": data, "search": search, "segments": args.segments,
+                   "directions": [list(d) for d in dirs]}
         if (run / "eval" / "scores.json").exists() and (run / "result.json").exists():
             done = json.loads((run / "result.json").read_text())
             if done.get("setting") == setting:  # reuse a finished variant only if nothing changed
                 results[name] = done
                 continue
+        search_s = None
+        if search:
+            routing, search_s = learn_routing(data, run, args.steps)
+            data["lslo"].update(routing)
         cfg = RunConfig.from_dict(data)
         test = load_corpus(cfg.data.path, "devtest", cfg.lslo.codes)
         spbleu = SpBleu.for_model(cfg.eval.spm_tokenizer, None, cfg.eval.spm_model)
@@ -110,30 +186,40 @@ def main() -> int:
             trainer = Trainer(cfg, run, quiet=True)
             run.mkdir(parents=True, exist_ok=True)
             trainer.setup()
-            model, train_s = trainer.model.eval(), 0.0
+            model, train_s, res = trainer.model.eval(), 0.0, None
             rep = {"trainable_percent": 0.0, "per_language": {}}
         else:
-            res = Trainer(cfg, run).train()
+            res = Trainer(cfg, run, quiet=True).train()
             train_s = time.time() - t0
             _, model = load_run(run, "last", device="cpu")
             rep = model.parameter_report()
         t1 = time.time()
-        scores = evaluate_model(model, test, dirs, beam=args.beam, batch_size=48, max_new_tokens=48,
+        scores = evaluate_model(model, test, dirs, beam=args.beam, batch_size=48, max_new_tokens=64,
                                 spbleu=spbleu, max_segments=args.segments, quiet=True)
         write_scores(scores, run / "eval", name, codes=cfg.lslo.codes)
         results[name] = {
             "groups": scores["groups"], "signatures": scores["signatures"],
             "trainable_percent": rep["trainable_percent"],
-            "per_level_percent": _per_level(rep),
+            "per_level_percent": _per_level(rep) if cfg.method == "lslo" else None,
+            "ranks": None if cfg.method != "lslo" else dict(cfg.lslo.ranks),
+            "lora_rank": cfg.lora_rank if cfg.method == "lora" else None,
+            "lr": cfg.train.lr,
+            "pruning": cfg.pruning.final_ratio if cfg.pruning.enabled and cfg.method == "lslo" else None,
+            "routing": None if cfg.method != "lslo" else {"encoder": data["lslo"]["encoder_routing"],
+                                                          "decoder": data["lslo"]["decoder_routing"]},
             "train_seconds": round(train_s, 1), "eval_seconds": round(time.time() - t1, 1),
-            "final_train_loss": None if name == "none" else res.last_train_loss,
+            "search_seconds": None if search_s is None else round(search_s, 1),
+            "final_train_loss": None if res is None else res.last_train_loss,
             "setting": setting,
         }
         (run / "result.json").write_text(json.dumps(results[name], indent=2), encoding="utf-8")
-        print(f"{name}: all chrF++ {scores['groups']['all']['chrf++']:.2f}", file=sys.stderr)
-    doc = {"benchmark": "quality", "steps": args.steps, "segments_per_direction": args.segments,
-           "directions": len(dirs), "beam": args.beam, "machine": {"cpus": os.cpu_count(),
-           "torch": torch.__version__},
+        print(f"{name}: all chrF++ {scores['groups']['all']['chrf++']:.2f} "
+              f"(train {train_s:.0f}s, eval {time.time() - t1:.0f}s)", file=sys.stderr, flush=True)
+    doc = {"benchmark": "quality", "base": str(base), "data": "data/testbed/wesnoth (dev -> devtest)",
+           "steps": args.steps, "segments_per_direction": args.segments, "directions": len(dirs),
+           "beam": args.beam, "machine": {"cpus": os.cpu_count(), "threads": torch.get_num_threads(),
+                                          "torch": torch.__version__},
+           "command": "python benchmarks/quality.py " + " ".join(sys.argv[1:]),
            "results": {k: {f: v for f, v in r.items() if f != "setting"} for k, r in results.items()}}
     (out / "quality.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
     (out / "quality.md").write_text(markdown(doc), encoding="utf-8")
@@ -146,19 +232,25 @@ def _per_level(rep: dict) -> dict:
     acc: dict[str, list[float]] = {}
     for row in rep.get("per_language", {}).values():
         acc.setdefault(row["level"], []).append(row["percent_of_base"])
-    return {k: sum(v) / len(v) for k, v in acc.items()}
+    return {k: round(sum(v) / len(v), 4) for k, v in acc.items()}
 
 
 def markdown(doc: dict) -> str:
     res = doc["results"]
     first = next(iter(res.values()))
     groups = list(first["groups"])
-    metrics = [m for m in ("spbleu", "chrf++") if m in first["signatures"]]
-    head = "| variant | trainable % | " + " | ".join(f"{g} {m}" for m in metrics for g in groups) + " |"
+    metrics = [m for m in ("chrf++", "spbleu") if m in first["signatures"]]
+    head = ("| variant | trainable % (per language h/m/l) | "
+            + " | ".join(f"{g} {m}" for m in metrics for g in groups) + " |")
     lines = [head, "|---|---:|" + "---:|" * (len(groups) * len(metrics))]
     for name, r in res.items():
+        pl = r.get("per_level_percent") or {}
+        levels = [k for k in ("high", "medium", "low") if k in pl]
+        share = f"{r['trainable_percent']:.2f}"
+        if levels:
+            share += f" ({'/'.join(f'{pl[k]:.2f}' for k in levels)})"
         cells = " | ".join(f"{r['groups'][g][m]:.2f}" for m in metrics for g in groups)
-        lines.append(f"| {name} | {r['trainable_percent']:.3f} | {cells} |")
+        lines.append(f"| {name} | {share} | {cells} |")
     return "\n".join(lines) + "\n"
 
 

@@ -71,7 +71,7 @@ class PeftTranslator:
 
         from lslo.tuner.peft_export import peft_lora_for_direction
 
-        base = AutoModelForSeq2SeqLM.from_pretrained(base_path).eval()
+        base = AutoModelForSeq2SeqLM.from_pretrained(base_path, dtype=torch.float32).eval()  # as lslo loads it
         self.peft = None
         for s, t in directions:
             state, fields = peft_lora_for_direction(lslo_model, s, t)

@@ -1,4 +1,4 @@
-"""`python -m lslo.testbed.demo` end to end on the committed demo data and base (a few updates only)."""
+"""`python -m lslo.testbed.demo` end to end on the committed testbed base and Wesnoth data (a few updates only)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import pytest
 
 from lslo.testbed import demo
 
-pytestmark = pytest.mark.skipif(not (demo.BASE / "config.json").is_file(), reason="data/demo/base is not built")
+pytestmark = pytest.mark.skipif(not (demo.BASE / "config.json").is_file(), reason="data/testbed/base is missing")
 
 
 def test_directions_cover_every_group_and_language_three_times():
-    levels = json.loads((demo.DEMO / "MANIFEST.json").read_text(encoding="utf-8"))["levels"]
+    levels = demo.manifest()["levels"]
     dirs = demo.demo_directions(levels)
     assert len(dirs) == len(set(dirs)) == 36 and all(s != t for s, t in dirs)
     for code in [c for v in levels.values() for c in v]:
@@ -29,6 +29,24 @@ def test_config_carries_the_options(tmp_path):
     assert cfg.pruning.enabled and cfg.pruning.final_ratio == 0.5
     # the pruning schedule ends before the last updates, so the adapters recover at the final ratio
     assert cfg.pruning.start + cfg.pruning.duration < 50
+    # the defaults are the paper's: ranks 2/2/8, 90% of B pruned layer-wise, lr 3e-3, smoothing 0.2
+    paper = RunConfig.from_dict(demo.demo_config(tmp_path))
+    assert paper.lslo.ranks == {"high": 2, "medium": 2, "low": 8} and paper.lslo.alpha is None
+    assert (paper.pruning.final_ratio, paper.pruning.granularity, paper.pruning.matrices) == (0.9, "layer", "B")
+    assert (paper.train.lr, paper.train.label_smoothing, paper.train.temperature) == (3e-3, 0.2, 5.0)
+    assert paper.model == str(demo.BASE) and paper.data.path == str(demo.DATA)
+
+
+def test_paper_layout_keeps_the_papers_split_at_any_depth(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"encoder_layers": 12, "decoder_layers": 12}))
+    twelve = demo.paper_layout(tmp_path)
+    assert twelve["encoder_routing"] == {"source": list(range(9)), "target": [9, 10, 11]}  # SPEC 3
+    assert twelve["decoder_routing"] == {"target": list(range(12))}
+    assert twelve["decoder_positions"] == ["q", "k", "v", "cross_q", "cross_k", "cross_v", "fc1", "fc2"]
+    four = demo.paper_layout(demo.BASE)  # the testbed base: 4 + 4 layers
+    assert four["encoder_routing"] == {"source": [0, 1, 2], "target": [3]}
+    (tmp_path / "config.json").write_text(json.dumps({"encoder_layers": 1, "decoder_layers": 1}))
+    assert demo.paper_layout(tmp_path)["encoder_routing"] == {"source": [0]}
 
 
 def test_demo_runs_end_to_end(tmp_path, capsys):
@@ -47,6 +65,13 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert len(per_lang) == 12
     assert {row["rank"] for row in per_lang.values() if row["level"] == "low"} == {4}
     assert (out / "eval-base" / "scores.json").is_file() and (out / "eval-last" / "scores.json").is_file()
+    # three examples from different cross-level groups, each with all four texts, printed at the end
+    exs = summary["examples"]
+    assert len(exs) == 3 and len({e["direction"] for e in exs}) == 3
+    assert all(e["source"] and e["reference"] and "base" in e and "lslo" in e for e in exs)
+    assert "## Example translations" in text and text.count("  reference: ") == 3
+    assert set(summary["phases_seconds"]) == {"base scores", "fine-tuning", "scores after"}
+    assert "time: base scores" in text
 
 
 def test_bad_ranks_is_a_one_line_error(tmp_path):

@@ -36,7 +36,10 @@ def load_base(cfg: RunConfig, dropout: float | None = None):
     tok_path = cfg.tokenizer or cfg.model
     if not Path(tok_path).is_dir():
         raise RunError(f"tokenizer: {tok_path} is not a directory")
-    kwargs = {} if dropout is None else {"dropout": dropout}
+    # float32 whatever the checkpoint's dtype (transformers 5 loads "auto", so a float16 export would
+    # train in float16: slow on a CPU, and full fine-tuning overflows to NaN); bf16/fp16 compute
+    # comes from autocast (train.precision), with float32 master weights
+    kwargs = {"dtype": torch.float32} if dropout is None else {"dtype": torch.float32, "dropout": dropout}
     try:
         base = AutoModelForSeq2SeqLM.from_pretrained(str(path), **kwargs)
         tok = AutoTokenizer.from_pretrained(str(tok_path))

@@ -158,7 +158,7 @@ def from_pretrained(cls: type, adapter_dir: str | Path, base: nn.Module | str | 
         base_dir = str(base or meta.get("base_model") or "")
         if not base_dir:
             raise AdapterError(f"{cfg_path}: no base model recorded; pass base=")
-        base = AutoModelForSeq2SeqLM.from_pretrained(base_dir)
+        base = AutoModelForSeq2SeqLM.from_pretrained(base_dir, dtype=torch.float32)  # not the file's dtype
         if tokenizer is None:
             tokenizer = AutoTokenizer.from_pretrained(base_dir)
     config = LSLoConfig.from_dict(meta["lslo"], where="lslo")
