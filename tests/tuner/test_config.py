@@ -117,6 +117,7 @@ def test_paper_config_is_the_paper_setting():
     t = cfg.train
     assert (t.epochs, t.max_tokens, t.update_freq, t.temperature, t.lr, t.label_smoothing, t.dropout) == (
         15, 4000, 4, 5.0, 0.003, 0.2, 0.1)
+    assert (t.warmup_steps, t.seed) == (1, 2)  # the authors' published fairseq command
     p = cfg.pruning
     assert (p.enabled, p.start, p.duration, p.final_ratio, p.unit, p.granularity, p.matrices) == (
         True, 2, 10, 0.9, "epoch", "layer", "B")
