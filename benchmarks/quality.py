@@ -19,6 +19,8 @@ updates) unless its override says otherwise:
 - ``lslo-scaled``: LSLo with the paper's ranks scaled to this base's d_model
   (rank x d_model / 1024, at least 1: 1/1/2 at d_model 256), no pruning;
 - ``lslo+prune``: LSLo 2/2/8 with the paper's gradual pruning (cubic, 90% of B, layer-wise);
+- ``lslo-uniform+prune``: the same with ranks 8/8/8, so that what each language keeps after
+  the cross-language pruning is not decided by its starting rank (the "intrinsic subspace" test);
 - ``lslo+prune+search``: the same with the routing that ``lslo search`` learns on this base
   (a search of a third of the updates, source- vs target-indexed per layer) instead of the
   paper's routing; the search's own time is reported.
@@ -42,7 +44,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 DEFAULT_VARIANTS = ("none,full:lr=1e-4,full:lr=3e-4,full:lr=1e-3,lora,lslo,lslo-scaled,lslo+prune,"
-                    "lslo+prune+search")
+                    "lslo-uniform+prune,lslo+prune+search")
 VARIANTS = {
     # name: (method, overrides)
     "full": ("full", {"train.lr": 3e-4}),
@@ -50,6 +52,7 @@ VARIANTS = {
     "lslo": ("lslo", {"pruning.enabled": False}),
     "lslo-scaled": ("lslo", {"pruning.enabled": False, "lslo.ranks": "scaled"}),
     "lslo+prune": ("lslo", {}),
+    "lslo-uniform+prune": ("lslo", {"lslo.ranks": "uniform"}),
     "lslo+prune+search": ("lslo", {"routing": "search"}),
 }
 
@@ -94,6 +97,8 @@ def variant_config(name: str, run: Path, steps: int, base: Path, beam: int) -> t
     for k, v in overrides.items():
         if k == "lora_rank" and v == "sum":
             v = shared_rank(data)
+        elif k == "lslo.ranks" and v == "uniform":  # every language starts with the low-resource rank
+            v = dict.fromkeys(data["lslo"]["ranks"], max(data["lslo"]["ranks"].values()))
         elif k == "lslo.ranks" and v == "scaled":
             d_model = json.loads((Path(base) / "config.json").read_text(encoding="utf-8"))["d_model"]
             v = scaled_ranks(data["lslo"]["ranks"], d_model)
@@ -149,6 +154,7 @@ def main() -> int:
     from lslo.data.corpus import load_corpus
     from lslo.data.sampling import directions as all_directions
     from lslo.evaluation import SpBleu, evaluate_model, write_scores
+    from lslo.reporting.report import write_run_report
     from lslo.testbed.demo import BASE, STEPS, demo_directions, manifest
     from lslo.training import Trainer, load_run
     from lslo.training.config import RunConfig
@@ -193,6 +199,8 @@ def main() -> int:
             train_s = time.time() - t0
             _, model = load_run(run, "last", device="cpu")
             rep = model.parameter_report()
+            if cfg.method == "lslo":  # RUN/report/: what each language keeps, plots
+                write_run_report(run, model)
         t1 = time.time()
         scores = evaluate_model(model, test, dirs, beam=args.beam, batch_size=48, max_new_tokens=64,
                                 spbleu=spbleu, max_segments=args.segments, quiet=True)
