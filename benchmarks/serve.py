@@ -181,10 +181,11 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def soak(config: str, corpus, codes, minutes: float, clients: int, beam: int, max_new: int, seed: int) -> dict:
+def soak(config: str, corpus, codes, minutes: float, clients: int, beam: int, max_new: int, seed: int,
+         serve_args: list[str] | None = None) -> dict:
     port = free_port()
     cmd = [sys.executable, "-m", "lslo.cli.main", "serve", config, "--checkpoint", "none", "--port", str(port),
-           "--beam", str(beam), "--max-new-tokens", str(max_new)]
+           "--beam", str(beam), "--max-new-tokens", str(max_new), *(serve_args or [])]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
@@ -217,7 +218,7 @@ def soak(config: str, corpus, codes, minutes: float, clients: int, beam: int, ma
     proc.send_signal(signal.SIGTERM)
     code = proc.wait(120)
     warm = samples[1]["rss_mb"] if len(samples) > 1 else samples[0]["rss_mb"]
-    return {"minutes": minutes, "clients": clients, **totals,
+    return {"minutes": minutes, "clients": clients, "serve_args": list(serve_args or []), **totals,
             "error_rate": round(totals["errors"] / max(totals["requests"], 1), 5),
             "rss_start_mb": samples[0]["rss_mb"], "rss_after_first_30s_mb": warm, "rss_end_mb": samples[-1]["rss_mb"],
             "rss_growth_after_warmup_mb": round(samples[-1]["rss_mb"] - warm, 1), "sigterm_exit_code": code,
@@ -237,6 +238,9 @@ def main(argv=None) -> int:
     p.add_argument("--adapter-std", type=float, default=0.02)
     p.add_argument("--soak-minutes", type=float, default=10.0)
     p.add_argument("--soak-clients", type=int, default=16)
+    p.add_argument("--soak-serve-args", action="append", default=None, metavar="ARGS",
+                   help="extra `lslo serve` options for the soak, e.g. '--trim-interval 0'; repeat to run one "
+                        "soak per value, side by side")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write the JSON here")
@@ -309,8 +313,12 @@ def main(argv=None) -> int:
     if peft is not None:
         out["peft_build_s"] = peft_build_s
     if args.soak_minutes > 0:
-        out["soak"] = soak(args.config, corpus, codes, args.soak_minutes, args.soak_clients, args.beam,
-                           args.max_new_tokens, args.seed)
+        import shlex
+
+        runs = [soak(args.config, corpus, codes, args.soak_minutes, args.soak_clients, args.beam,
+                     args.max_new_tokens, args.seed, shlex.split(extra))
+                for extra in (args.soak_serve_args or [""])]
+        out["soak"] = runs[0] if len(runs) == 1 else runs
     emit(out, args.json)
     return 0
 

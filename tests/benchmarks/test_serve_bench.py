@@ -25,7 +25,8 @@ def test_serve_benchmark_runs_every_mode_and_peft_computes_the_same_translations
     bench = load_bench()
     assert bench.main(["--config", str(cfg), "--clients", "1,4", "--requests", "3,8", "--segments", "6",
                        "--beam", "2", "--max-new-tokens", "5", "--adapter-std", "0.3", "--threads", "1",
-                       "--soak-minutes", "0.05", "--soak-clients", "2", "--json", str(out)]) == 0
+                       "--soak-minutes", "0.05", "--soak-clients", "2", "--soak-serve-args", "--trim-interval 0.5",
+                       "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert doc["model"]["directions"] == 6
     got = {(r["mode"], r["clients"]): r for r in doc["results"]}
@@ -38,4 +39,4 @@ def test_serve_benchmark_runs_every_mode_and_peft_computes_the_same_translations
     assert doc["peft_agreement"] == {"1": 1.0, "4": 1.0}
     soak = doc["soak"]
     assert soak["requests"] > 0 and soak["errors"] == 0 and soak["sigterm_exit_code"] == 0
-    assert soak["rss_end_mb"] > 50
+    assert soak["rss_end_mb"] > 50 and soak["serve_args"] == ["--trim-interval", "0.5"]

@@ -161,7 +161,7 @@ def test_full_queue_gets_503_with_retry_after_and_metrics_count_it():
         assert 'lslo_requests_total{code="503",endpoint="translate"} 1.0' in text
         assert 'lslo_errors_total{kind="unavailable"} 1.0' in text
         assert "lslo_translated_segments_total 3.0" in text
-        assert "lslo_queue_depth 0.0" in text
+        assert "lslo_queue_depth 0.0" in text and "lslo_resident_memory_bytes" in text
         assert 'lslo_request_latency_seconds_bucket{endpoint="translate",le="+Inf"} 3.0' in text
         assert "lslo_batch_segments_count 2.0" in text
 

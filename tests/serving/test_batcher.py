@@ -155,3 +155,34 @@ def test_empty_request_and_bad_settings():
                     ({"max_wait_ms": -1}, "max_wait_ms")):
         with pytest.raises(ValueError, match=msg):
             Batcher(Recorder(), tokens, **kw)
+
+
+def test_freed_memory_is_handed_back_at_most_every_trim_interval():
+    calls = []
+    b = Batcher(Recorder(), tokens, max_wait_ms=0, trim_interval_s=60, trim=lambda: calls.append(1))
+    b._last_trim -= 120  # as if the last trim were long ago: the first batch trims
+    for i in range(5):
+        assert b.submit([f"s{i}"], ["en"], ["fr"]).result(5) == [f"en>fr:S{i}"]
+    assert len(calls) == 1  # five batches within the interval, one trim
+    b._last_trim -= 120  # the interval has passed
+    b.submit(["later"], ["en"], ["de"]).result(5)
+    b.close()
+    assert len(calls) == 2 and b.trims == 2
+    never = Batcher(Recorder(), tokens, max_wait_ms=0, trim_interval_s=0, trim=lambda: calls.append(0))
+    never._last_trim -= 120
+    never.submit(["x"], ["en"], ["fr"]).result(5)
+    never.close()
+    assert len(calls) == 2 and never.trims == 0
+    with pytest.raises(ValueError, match="trim_interval_s"):
+        Batcher(Recorder(), tokens, trim_interval_s=-1)
+
+
+def test_release_free_memory_runs_on_this_platform():
+    import platform
+
+    from lslo.serving.memory import release_free_memory, rss_bytes
+
+    ok = release_free_memory()
+    assert ok is (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+    rss = rss_bytes()
+    assert rss is None or rss > 10 * 2**20  # a Python process with torch holds more than 10 MiB

@@ -27,6 +27,16 @@ def milliseconds(text: str) -> float:
     return value
 
 
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"expected seconds between 0 and 3600, got {text!r}")
+    return value
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
@@ -47,7 +57,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         model, list(cfg.lslo.codes), gen, api_key=api_key, policy=args.policy,
         limits=Limits(max_segments=args.max_segments, max_chars=args.max_chars),
         max_batch_tokens=args.max_batch_tokens, max_batch_segments=args.max_batch_segments,
-        max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
+        max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, trim_interval_s=args.trim_interval,
         description=f"{args.run} ({args.checkpoint})",
     )
     app = create_app(service)
@@ -83,6 +93,9 @@ def add_parser(sub) -> None:
     p.add_argument("--max-wait-ms", type=milliseconds, default=5.0, help="how long a batch waits for company")
     p.add_argument("--max-queue", type=positive_int, default=1024,
                    help="segments waiting at most; beyond, 503 with Retry-After")
+    p.add_argument("--trim-interval", type=seconds, default=1.0,
+                   help="after a batch, at most every this many seconds, give freed heap memory back to the OS "
+                        "(glibc malloc_trim; keeps RSS flat over days); 0: never")
     p.add_argument("--max-segments", type=positive_int, default=64, help="segments (lines) per request")
     p.add_argument("--max-chars", type=positive_int, default=5000, help="characters per request")
     p.add_argument("--drain-timeout", type=positive_int, default=60,

@@ -71,7 +71,10 @@ class Batcher:
 
     def __init__(self, translate: TranslateFn, count_tokens: Callable[[str], int], *, policy: str = "mixed",
                  max_batch_tokens: int = 4096, max_batch_segments: int = 64, max_wait_ms: float = 5.0,
-                 max_queue: int = 1024, on_batch: Callable[[BatchStats], None] | None = None):
+                 max_queue: int = 1024, on_batch: Callable[[BatchStats], None] | None = None,
+                 trim_interval_s: float | None = 1.0, trim: Callable[[], object] | None = None):
+        """``trim_interval_s``: after a batch, at most this often, hand freed heap memory back to
+        the OS (``trim``, default glibc's ``malloc_trim``); None or 0 never does."""
         if policy not in POLICIES:
             raise ValueError(f"policy {policy!r}: expected one of {', '.join(POLICIES)}")
         for name, value in (("max_batch_tokens", max_batch_tokens), ("max_batch_segments", max_batch_segments),
@@ -88,6 +91,14 @@ class Batcher:
         self.max_wait = max_wait_ms / 1000.0
         self.max_queue = max_queue
         self.on_batch = on_batch
+        if trim_interval_s is not None and trim_interval_s < 0:
+            raise ValueError(f"trim_interval_s must be >= 0 or None, got {trim_interval_s}")
+        self.trim_interval_s = trim_interval_s or None
+        if trim is None:
+            from lslo.serving.memory import release_free_memory as trim
+        self._trim = trim
+        self._last_trim = time.monotonic()
+        self.trims = 0
         self._queue: deque[Job] = deque()
         self._queued_segments = 0
         self._cond = threading.Condition()
@@ -205,6 +216,14 @@ class Batcher:
                 self._translate(live)
             with self._cond:
                 self._busy = 0
+            self._maybe_trim()
+
+    def _maybe_trim(self) -> None:
+        if self.trim_interval_s is None or time.monotonic() - self._last_trim < self.trim_interval_s:
+            return
+        self._trim()
+        self.trims += 1
+        self._last_trim = time.monotonic()
 
     def _translate(self, jobs: list[Job]) -> None:
         texts = [t for job in jobs for t in job.texts]

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from lslo.serving.batcher import BatchStats
+from lslo.serving.memory import rss_bytes
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -32,6 +33,8 @@ class Metrics:
                                        buckets=LATENCY_BUCKETS, registry=r)
         Gauge("lslo_queue_depth", "segments waiting for a batch", registry=r).set_function(queue_depth)
         Gauge("lslo_in_flight_segments", "segments in the batch being translated", registry=r).set_function(in_flight)
+        Gauge("lslo_resident_memory_bytes", "resident set size of the server process (Linux; -1 elsewhere)",
+              registry=r).set_function(lambda: rss_bytes() or -1)
 
     def on_batch(self, stats: BatchStats) -> None:
         self.segments.inc(stats.segments)
