@@ -97,6 +97,8 @@ def main() -> int:
     p.add_argument("--plots", default="benchmarks/results/plots")
     p.add_argument("--json", default=None, help="also write the JSON here")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--no-sweep", action="store_true",
+                   help="only the pruning and routing plots from --quality (no training here)")
     args = p.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
@@ -111,11 +113,12 @@ def main() -> int:
 
     steps = args.steps or STEPS
     out, plots, quality = Path(args.out), Path(args.plots), Path(args.quality)
-    cfg = sweep_config(out / "sweep_config.yaml", out, steps, args.segments, args.beam)
-    res = run_sweep(cfg, split_list(args.ranks), split_list(args.positions), out, design="axes",
-                    checkpoint="last", quiet=True, report=False,
-                    log=lambda m: print(m, file=sys.stderr, flush=True))
-    rows = res["variants"]
+    rows: list[dict] = []
+    if not args.no_sweep:
+        cfg = sweep_config(out / "sweep_config.yaml", out, steps, args.segments, args.beam)
+        rows = run_sweep(cfg, split_list(args.ranks), split_list(args.positions), out, design="axes",
+                         checkpoint="last", quiet=True, report=False,
+                         log=lambda m: print(m, file=sys.stderr, flush=True))["variants"]
     first_pos = split_list(args.positions)[0]
     first_rank = split_list(args.ranks)[0]
     def share(r: dict) -> str:  # surviving parameters per language, % of the base, high/medium/low
@@ -125,12 +128,15 @@ def main() -> int:
                for r in rows if r["positions"] == first_pos}
     by_pos = {f"{r['positions']} ({r['trainable_percent']:.2f}% trainable)":
               {g: v["chrf++"] for g, v in r["groups"].items()} for r in rows if r["ranks"] == first_rank}
-    files = {"rank_sweep": str(plot_groups(by_rank, plots / "rank_sweep.png",
-                                           f"LSLo ranks high/medium/low ({steps} updates, no pruning): chrF++ "
-                                           f"by direction group (per-language parameters % of base)")),
-             "positions": str(plot_groups(by_pos, plots / "positions.png",
-                                          f"LSLo at ranks {first_rank}: all positions vs attention vs FFN, "
-                                          "chrF++ by direction group"))}
+    files = {}
+    if rows:
+        files["rank_sweep"] = str(plot_groups(by_rank, plots / "rank_sweep.png",
+                                              f"LSLo ranks high/medium/low ({steps} updates, no pruning): chrF++ "
+                                              f"by direction group (per-language parameters % of base)"))
+        files["positions"] = str(plot_groups(by_pos, plots / "positions.png",
+                                             f"LSLo at ranks {first_rank}: all positions vs attention vs FFN, "
+                                             "chrF++ by direction group"))
+    plots.mkdir(parents=True, exist_ok=True)
     doc = {"benchmark": "analyses", "steps": steps, "segments_per_direction": args.segments, "beam": args.beam,
            "sweep": [{k: r.get(k) for k in ("variant", "ranks", "positions", "trainable_percent", "per_level",
                                             "groups")} for r in rows],
