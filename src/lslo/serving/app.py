@@ -63,7 +63,7 @@ class TranslationService:
                  api_key: str | None = None, limits: Limits | None = None, policy: str = "mixed",
                  max_batch_tokens: int = 4096, max_batch_segments: int = 64, max_wait_ms: float = 5.0,
                  max_queue: int = 1024, retry_after_s: int = 1, description: str = "lslo",
-                 max_segment_tokens: int | None = None, trim_interval_s: float | None = 1.0):
+                 max_segment_tokens: int | None = None, trim_interval_s: float | None = None):
         if policy not in POLICIES:
             raise ValueError(f"policy {policy!r}: expected one of {', '.join(POLICIES)}")
         self.codes = list(codes)

@@ -72,7 +72,7 @@ class Batcher:
     def __init__(self, translate: TranslateFn, count_tokens: Callable[[str], int], *, policy: str = "mixed",
                  max_batch_tokens: int = 4096, max_batch_segments: int = 64, max_wait_ms: float = 5.0,
                  max_queue: int = 1024, on_batch: Callable[[BatchStats], None] | None = None,
-                 trim_interval_s: float | None = 1.0, trim: Callable[[], object] | None = None):
+                 trim_interval_s: float | None = None, trim: Callable[[], object] | None = None):
         """``trim_interval_s``: after a batch, at most this often, hand freed heap memory back to
         the OS (``trim``, default glibc's ``malloc_trim``); None or 0 never does."""
         if policy not in POLICIES:
