@@ -17,24 +17,24 @@ class ServeError(LSLoError):
     pass
 
 
-def milliseconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 10_000:
-        raise argparse.ArgumentTypeError(f"expected milliseconds between 0 and 10000, got {text!r}")
-    return value
+def _number_between(unit: str, high: float):
+    """An argparse type: a float from 0 to ``high`` (in ``unit``), else a one-line error."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not 0 <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {unit} between 0 and {high:g}, got {text!r}")
+        return value
+
+    parse.__name__ = unit  # argparse names the type in its messages
+    return parse
 
 
-def seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"expected seconds between 0 and 3600, got {text!r}")
-    return value
+milliseconds = _number_between("milliseconds", 10_000)
+seconds = _number_between("seconds", 3600)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
