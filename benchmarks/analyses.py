@@ -7,7 +7,7 @@ positions, what each language keeps after pruning, and the learned routing weigh
 
 - Rank and position ablations: ``lslo sweep`` (``--design axes``: every rank setting at the
   paper's positions, every position set at the first rank setting) on the demo's settings
-  (``lslo.testbed.demo.demo_config``: the testbed base fine-tuned on Wesnoth dev, same updates),
+  (``lslo.testbed.demo.demo_config``: the testbed base fine-tuned on the software set's dev split, same updates),
   without pruning, scored on the demo's 36 directions of devtest (4 per resource group).
 - What survives pruning and the learned routing come from ``benchmarks/quality.py``'s runs in
   ``--quality`` (``lslo+prune``, ``lslo-uniform+prune`` and ``lslo+prune+search``): run it first.

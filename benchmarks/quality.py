@@ -1,11 +1,13 @@
 """Quality benchmark on the offline testbed: the paper's comparison at mini scale.
 
-    python benchmarks/quality.py [--steps 600] [--segments 40] [--directions demo|all] [--out runs/quality]
+    python benchmarks/quality.py [--data software|wesnoth|heldout] [--steps 300] [--segments 40]
+                                 [--directions demo|all] [--out runs/quality]
 
 Base: the pretrained 11.5M-parameter M2M-100-architecture model ``data/testbed/base``. Fine-tuning:
-``data/testbed/wesnoth`` dev (campaign fiction, a domain the base never saw), all 132 directions
-mixed in every batch; scored on its devtest (by default the demo's fixed 36 directions, 4 per
-resource group, so every group weighs the same; ``--directions all`` scores all 132).
+the dev split of a testbed set (``--data``, default the demo's: ``data/testbed/software``, UI text
+of programs the base never saw; ``wesnoth``: fiction; ``heldout``: the base's own domain), all 132
+directions mixed in every batch; scored on its devtest (by default the demo's fixed 36 directions,
+4 per resource group, so every group weighs the same; ``--directions all`` scores all 132).
 
 Every variant uses the demo's settings (``lslo.testbed.demo.demo_config``: the paper's positions,
 routing rule, lr 3e-3, label smoothing 0.2, dropout 0.1, batch size, warm-up, the same number of
@@ -75,15 +77,16 @@ def shared_rank(data: dict) -> int:
     return sum(ranks[x["level"]] for x in data["lslo"]["languages"])
 
 
-def variant_config(name: str, run: Path, steps: int, base: Path, beam: int) -> tuple[dict, bool]:
+def variant_config(name: str, run: Path, steps: int, base: Path, beam: int,
+                   dataset: str | None = None) -> tuple[dict, bool]:
     """(run config dict, whether the routing comes from a search) for variant ``name``."""
-    from lslo.testbed.demo import demo_config
+    from lslo.testbed.demo import DATASETS, DEFAULT_DATA, demo_config
 
     kind, _, lr = name.partition(":lr=")
     if kind not in VARIANTS and kind != "none":
         raise SystemExit(f"quality.py: error: --variants: unknown variant {kind!r}; "
                          f"expected none, {', '.join(VARIANTS)} (optionally NAME:lr=V)")
-    data = demo_config(run, steps, base)
+    data = demo_config(run, steps, base, data=DATASETS[dataset or DEFAULT_DATA][0])
     data["eval"]["beam"] = beam
     method, overrides = VARIANTS.get(kind, ("lslo", {}))
     overrides = dict(overrides)
@@ -139,6 +142,9 @@ def main() -> int:
     p.add_argument("--beam", type=int, default=4)
     p.add_argument("--variants", default=DEFAULT_VARIANTS,
                    help="comma-separated; NAME:lr=V runs variant NAME at learning rate V (e.g. full:lr=1e-3)")
+    p.add_argument("--data", choices=["software", "wesnoth", "heldout"], default="software",
+                   help="fine-tuning/test set: software (near domain, the demo's), wesnoth (far domain) or "
+                        "heldout (the base's own domain)")
     p.add_argument("--out", default="runs/quality")
     p.add_argument("--base", default=None, help="base model directory (default: data/testbed/base)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
@@ -168,11 +174,11 @@ def main() -> int:
     dirs = demo_directions(man["levels"]) if args.directions == "demo" else all_directions(codes)
     names = [n for n in args.variants.split(",") if n]
     for name in names:  # every name checked before the first (long) variant runs
-        variant_config(name, out / "check", args.steps, base, args.beam)
+        variant_config(name, out / "check", args.steps, base, args.beam, args.data)
     results: dict[str, dict] = {}
     for name in names:
         run = out / name.replace("+", "_").replace(":", "_").replace("=", "")
-        data, search = variant_config(name, run, args.steps, base, args.beam)
+        data, search = variant_config(name, run, args.steps, base, args.beam, args.data)
         setting = {"config": data, "search": search, "segments": args.segments,
                    "directions": [list(d) for d in dirs]}
         if (run / "eval" / "scores.json").exists() and (run / "result.json").exists():
@@ -223,7 +229,7 @@ def main() -> int:
         (run / "result.json").write_text(json.dumps(results[name], indent=2), encoding="utf-8")
         print(f"{name}: all chrF++ {scores['groups']['all']['chrf++']:.2f} "
               f"(train {train_s:.0f}s, eval {time.time() - t1:.0f}s)", file=sys.stderr, flush=True)
-    doc = {"benchmark": "quality", "base": str(base), "data": "data/testbed/wesnoth (dev -> devtest)",
+    doc = {"benchmark": "quality", "base": str(base), "data": f"data/testbed/{args.data} (dev -> devtest)",
            "steps": args.steps, "segments_per_direction": args.segments, "directions": len(dirs),
            "beam": args.beam, "machine": {"cpus": os.cpu_count(), "threads": torch.get_num_threads(),
                                           "torch": torch.__version__},
