@@ -30,7 +30,8 @@ updates) unless its override says otherwise:
 Any variant takes ``:lr=V``. Prints one JSON document (and writes quality.json / quality.md in
 --out): chrF++ and spBLEU (the base's own SentencePiece model, labelled) per resource group, the
 trainable parameters per language as % of the base, time. A finished variant is reused on a rerun
-only if its settings are unchanged.
+if its settings are unchanged; if only the evaluation changed (segments, directions, beam), its
+trained weights are reused and only the scoring runs again.
 """
 
 from __future__ import annotations
@@ -111,6 +112,18 @@ def variant_config(name: str, run: Path, steps: int, base: Path, beam: int,
     return data, search
 
 
+def training_key(setting: dict) -> dict:
+    """What decides a variant's trained weights: its config without the evaluation settings and,
+    for a variant whose routing comes from a search, without the routing (the search's output,
+    itself decided by the rest)."""
+    cfg = copy.deepcopy(setting["config"])
+    cfg.pop("eval", None)
+    if setting.get("search"):
+        for key in ("encoder_routing", "decoder_routing"):
+            cfg.get("lslo", {}).pop(key, None)
+    return {"config": cfg, "search": bool(setting.get("search"))}
+
+
 def learn_routing(data: dict, run: Path, steps: int) -> tuple[dict, float]:
     """``lslo search`` on the variant's config (a third of its updates, no pruning); returns the
     learned encoder/decoder routing and the search's seconds."""
@@ -179,17 +192,27 @@ def main() -> int:
     for name in names:
         run = out / name.replace("+", "_").replace(":", "_").replace("=", "")
         data, search = variant_config(name, run, args.steps, base, args.beam, args.data)
-        setting = {"config": data, "search": search, "segments": args.segments,
+        setting = {"config": copy.deepcopy(data), "search": search, "segments": args.segments, "beam": args.beam,
                    "directions": [list(d) for d in dirs]}
+        done = None
         if (run / "eval" / "scores.json").exists() and (run / "result.json").exists():
             done = json.loads((run / "result.json").read_text())
             if done.get("setting") == setting:  # reuse a finished variant only if nothing changed
                 results[name] = done
                 continue
+        # the same training but another evaluation (segments, directions, beam): reuse the weights
+        reuse = done is not None and "setting" in done and training_key(done["setting"]) == training_key(setting)
         search_s = None
-        if search:
+        if reuse:
+            search_s = done.get("search_seconds")
+            if search:  # the routing the search learned then
+                for key in ("encoder_routing", "decoder_routing"):
+                    data["lslo"][key] = done["setting"]["config"]["lslo"][key]
+        elif search:
             routing, search_s = learn_routing(data, run, args.steps)
             data["lslo"].update(routing)
+        if search:
+            setting["config"]["lslo"].update({k: data["lslo"][k] for k in ("encoder_routing", "decoder_routing")})
         cfg = RunConfig.from_dict(data)
         test = load_corpus(cfg.data.path, "devtest", cfg.lslo.codes)
         spbleu = SpBleu.for_model(cfg.eval.spm_tokenizer, None, cfg.eval.spm_model)
@@ -201,8 +224,15 @@ def main() -> int:
             model, train_s, res = trainer.model.eval(), 0.0, None
             rep = {"trainable_percent": 0.0, "per_language": {}}
         else:
-            res = Trainer(cfg, run, quiet=True).train()
-            train_s = time.time() - t0
+            if reuse:
+                res, train_s = None, done["train_seconds"]
+            else:
+                res = Trainer(cfg, run, quiet=True).train()
+                train_s = time.time() - t0
+                if res.interrupted:  # a signal stopped it early: never report a truncated run as a result
+                    print(f"quality.py: {name}: training interrupted after {res.steps} of {cfg.train.max_steps} "
+                          f"updates; nothing recorded for it (rerun to train it again)", file=sys.stderr)
+                    return 130
             _, model = load_run(run, "last", device="cpu")
             rep = model.parameter_report()
             if cfg.method == "lslo":  # RUN/report/: what each language keeps, plots
@@ -223,7 +253,7 @@ def main() -> int:
                                                           "decoder": data["lslo"]["decoder_routing"]},
             "train_seconds": round(train_s, 1), "eval_seconds": round(time.time() - t1, 1),
             "search_seconds": None if search_s is None else round(search_s, 1),
-            "final_train_loss": None if res is None else res.last_train_loss,
+            "final_train_loss": (done or {}).get("final_train_loss") if res is None else res.last_train_loss,
             "setting": setting,
         }
         (run / "result.json").write_text(json.dumps(results[name], indent=2), encoding="utf-8")

@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -181,12 +182,29 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+_ENV = re.compile(r"^[A-Z_][A-Z0-9_]*=")
+
+
+def split_env(tokens: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Leading ``NAME=VALUE`` tokens (environment variables of the server process, as in a shell
+    command line) and the rest (its options): ``MALLOC_ARENA_MAX=2 --trim-interval 1``."""
+    env: dict[str, str] = {}
+    i = 0
+    while i < len(tokens) and _ENV.match(tokens[i]):
+        name, _, value = tokens[i].partition("=")
+        env[name] = value
+        i += 1
+    return env, list(tokens[i:])
+
+
 def soak(config: str, corpus, codes, minutes: float, clients: int, beam: int, max_new: int, seed: int,
          serve_args: list[str] | None = None) -> dict:
+    env_extra, serve_args = split_env(serve_args or [])
     port = free_port()
     cmd = [sys.executable, "-m", "lslo.cli.main", "serve", config, "--checkpoint", "none", "--port", str(port),
-           "--beam", str(beam), "--max-new-tokens", str(max_new), *(serve_args or [])]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+           "--beam", str(beam), "--max-new-tokens", str(max_new), *serve_args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **env_extra})
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
@@ -218,7 +236,7 @@ def soak(config: str, corpus, codes, minutes: float, clients: int, beam: int, ma
     proc.send_signal(signal.SIGTERM)
     code = proc.wait(120)
     warm = samples[1]["rss_mb"] if len(samples) > 1 else samples[0]["rss_mb"]
-    return {"minutes": minutes, "clients": clients, "serve_args": list(serve_args or []), **totals,
+    return {"minutes": minutes, "clients": clients, "serve_args": list(serve_args), "env": env_extra, **totals,
             "error_rate": round(totals["errors"] / max(totals["requests"], 1), 5),
             "rss_start_mb": samples[0]["rss_mb"], "rss_after_first_30s_mb": warm, "rss_end_mb": samples[-1]["rss_mb"],
             "rss_growth_after_warmup_mb": round(samples[-1]["rss_mb"] - warm, 1), "sigterm_exit_code": code,
@@ -239,8 +257,9 @@ def main(argv=None) -> int:
     p.add_argument("--soak-minutes", type=float, default=10.0)
     p.add_argument("--soak-clients", type=int, default=16)
     p.add_argument("--soak-serve-args", action="append", default=None, metavar="ARGS",
-                   help="extra `lslo serve` options for the soak, e.g. '--trim-interval 0'; repeat to run one "
-                        "soak per value, side by side")
+                   help="extra `lslo serve` options for the soak, optionally after environment variables of the "
+                        "server process, e.g. 'MALLOC_ARENA_MAX=2 --trim-interval 1'; repeat to run one soak per "
+                        "value, side by side")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write the JSON here")

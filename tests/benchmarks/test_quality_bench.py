@@ -23,9 +23,9 @@ def _module():
     return mod
 
 
-def _run(out: Path, variants: str, steps: int = 2) -> subprocess.CompletedProcess:
+def _run(out: Path, variants: str, steps: int = 2, segments: int = 1) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--steps", str(steps), "--segments", "1",
+        [sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--steps", str(steps), "--segments", str(segments),
          "--beam", "1", "--threads", "1", "--variants", variants, "--out", str(out)],
         capture_output=True, text=True, timeout=900)
 
@@ -68,6 +68,18 @@ def test_quality_benchmark_runs_and_reuses_only_unchanged_variants(tmp_path):
     # a rerun with the same settings reuses every finished variant (no training: no "all chrF++" lines)
     r = _run(out, "none,full:lr=1e-3")
     assert r.returncode == 0 and "all chrF++" not in r.stderr
+    # another evaluation (more segments) scores again with the trained weights: no training, no search
+    ckpts = {p: p.stat().st_mtime_ns for p in (out / "lslo_prune_search").rglob("*.safetensors")}
+    assert ckpts
+    r = _run(out, "lslo,lslo+prune+search", segments=2)
+    assert r.returncode == 0, r.stderr[-2000:]
+    again = json.loads(r.stdout)
+    assert again["segments_per_direction"] == 2 and "lslo+prune+search: all chrF++" in r.stderr
+    assert {p: p.stat().st_mtime_ns for p in ckpts} == ckpts  # not retrained
+    for name in ("lslo", "lslo+prune+search"):
+        assert again["results"][name]["train_seconds"] == res[name]["train_seconds"]
+    assert again["results"]["lslo+prune+search"]["routing"] == srch["routing"]
+    assert again["results"]["lslo+prune+search"]["search_seconds"] == srch["search_seconds"]
     # a changed setting (more updates) retrains
     r = _run(out, "full:lr=1e-3", steps=3)
     assert r.returncode == 0 and "full:lr=1e-3: all chrF++" in r.stderr

@@ -25,7 +25,7 @@ def test_serve_benchmark_runs_every_mode_and_peft_computes_the_same_translations
     bench = load_bench()
     assert bench.main(["--config", str(cfg), "--clients", "1,4", "--requests", "3,8", "--segments", "6",
                        "--beam", "2", "--max-new-tokens", "5", "--adapter-std", "0.3", "--threads", "1",
-                       "--soak-minutes", "0.05", "--soak-clients", "2", "--soak-serve-args", "--trim-interval 0.5",
+                       "--soak-minutes", "0.05", "--soak-clients", "2", "--soak-serve-args", "MALLOC_ARENA_MAX=2 --trim-interval 0.5",
                        "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert doc["model"]["directions"] == 6
@@ -40,3 +40,12 @@ def test_serve_benchmark_runs_every_mode_and_peft_computes_the_same_translations
     soak = doc["soak"]
     assert soak["requests"] > 0 and soak["errors"] == 0 and soak["sigterm_exit_code"] == 0
     assert soak["rss_end_mb"] > 50 and soak["serve_args"] == ["--trim-interval", "0.5"]
+    assert soak["env"] == {"MALLOC_ARENA_MAX": "2"}
+
+
+def test_soak_args_split_leading_environment_variables():
+    bench = load_bench()
+    assert bench.split_env(["A_B=1", "X=", "--trim-interval", "1", "Y=2"]) == (
+        {"A_B": "1", "X": ""}, ["--trim-interval", "1", "Y=2"])
+    assert bench.split_env(["--x", "A=1"]) == ({}, ["--x", "A=1"])
+    assert bench.split_env([]) == ({}, [])
