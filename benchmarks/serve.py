@@ -138,6 +138,7 @@ async def drive(url: str, requests: list[dict], clients: int, max_seconds: float
     """``clients`` workers send the requests back to back; returns throughput and latency."""
     queue = list(reversed(requests))
     lat, errors, answers = [], 0, {}
+    failures: dict[str, int] = {}  # "status: error message" -> count
     stop_at = time.perf_counter() + max_seconds
     limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
     async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
@@ -153,6 +154,12 @@ async def drive(url: str, requests: list[dict], clients: int, max_seconds: float
                     answers[len(requests) - 1 - i] = r.json()["translatedText"]
                 else:
                     errors += 1
+                    try:
+                        msg = r.json().get("error", r.text)
+                    except ValueError:
+                        msg = r.text
+                    key = f"{r.status_code}: {str(msg)[:200]}"
+                    failures[key] = failures.get(key, 0) + 1
 
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(clients)))
@@ -162,7 +169,7 @@ async def drive(url: str, requests: list[dict], clients: int, max_seconds: float
     def pct(p):
         return round(1000 * lat[min(len(lat) - 1, int(p * len(lat)))], 1) if lat else None
 
-    return {"clients": clients, "requests": len(lat), "errors": errors, "seconds": round(wall, 2),
+    return {"clients": clients, "requests": len(lat), "errors": errors, "failures": failures, "seconds": round(wall, 2),
             "segments_per_s": round(len(answers) / wall, 2), "p50_ms": pct(0.50), "p95_ms": pct(0.95),
             "p99_ms": pct(0.99), "answers": answers}
 
@@ -216,6 +223,7 @@ def soak(config: str, corpus, codes, minutes: float, clients: int, beam: int, ma
         proc.kill()
         raise SystemExit(f"serve benchmark: lslo serve did not start: {proc.stderr.read()}")
     samples, totals = [], {"requests": 0, "errors": 0, "segments": 0}
+    failures: dict[str, int] = {}
     start = time.perf_counter()
     rng_seed = seed
 
@@ -230,6 +238,8 @@ def soak(config: str, corpus, codes, minutes: float, clients: int, beam: int, ma
         rng_seed += 1
         totals["requests"] += res["requests"]
         totals["errors"] += res["errors"]
+        for k, v in res["failures"].items():
+            failures[k] = failures.get(k, 0) + v
         totals["segments"] += len(res["answers"])
         samples.append({"t_s": round(time.perf_counter() - start, 1), "rss_mb": rss_mb(proc.pid),
                         "segments_per_s": res["segments_per_s"], "p95_ms": res["p95_ms"]})
@@ -237,7 +247,7 @@ def soak(config: str, corpus, codes, minutes: float, clients: int, beam: int, ma
     code = proc.wait(120)
     warm = samples[1]["rss_mb"] if len(samples) > 1 else samples[0]["rss_mb"]
     return {"minutes": minutes, "clients": clients, "serve_args": list(serve_args), "env": env_extra, **totals,
-            "error_rate": round(totals["errors"] / max(totals["requests"], 1), 5),
+            "error_rate": round(totals["errors"] / max(totals["requests"], 1), 5), "failures": failures,
             "rss_start_mb": samples[0]["rss_mb"], "rss_after_first_30s_mb": warm, "rss_end_mb": samples[-1]["rss_mb"],
             "rss_growth_after_warmup_mb": round(samples[-1]["rss_mb"] - warm, 1), "sigterm_exit_code": code,
             "samples": samples}
