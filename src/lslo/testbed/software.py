@@ -21,6 +21,10 @@ programs in one half; instead every program's segments are split by a hash of th
 (dev : devtest = 1 : 1), like a user who fine-tunes on part of a product's translation memory and
 translates the rest. No text (in its loose form) is in both halves or twice in one.
 
+``inkscape`` is an architecture-specific package (its catalogues are not): the pin is the amd64
+archive, so on another architecture ``fetch`` refuses the downloaded archive's sha256 with a
+one-line error; put the amd64 ``.deb`` in the cache to rebuild there.
+
 Rebuild: ``python -m lslo.testbed.software --out data/testbed`` (writes ``software/`` and records
 itself in ``software/MANIFEST.json``).
 """
