@@ -37,7 +37,7 @@ import re
 import sys
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,21 +183,32 @@ def read_ui(cache: Path, download: bool) -> dict[str, dict[str, str]]:
     return rows
 
 
+def add_catalogue_rows(rows: dict[str, dict[str, str]], deb: bytes, pattern: re.Pattern[str],
+                       wanted: dict[str, str], key_of: Callable[[str, str], str],
+                       fix: Callable[[str], str] = lambda t: t) -> None:
+    """Add the ``.mo`` catalogues of a ``.deb`` to ``rows``: ``pattern`` matches a catalogue's path
+    with groups (locale folder, catalogue name); ``wanted`` maps locale folders to language codes;
+    a row is keyed ``key_of(catalogue, msgctxt\\x04msgid)``, English is the msgid; ``fix`` is
+    applied to every text. The first text seen for a (row, language) wins."""
+    files = deb_files(deb, lambda p: p.endswith(".mo"))
+    for name in sorted(files):
+        m = pattern.search(name)
+        if not m or m.group(1) not in wanted:
+            continue
+        for key, text in mo_catalog(files[name]).items():
+            row = rows[key_of(m.group(2), key)]
+            row.setdefault("en", fix(key.split("\x04")[-1]))
+            row.setdefault(wanted[m.group(1)], fix(text))
+
+
 def read_wesnoth(cache: Path, download: bool) -> dict[str, dict[str, str]]:
     """``{"textdomain#msgctxt\\x04msgid": {code: text}}`` from the campaign packages."""
     wanted = {lang.wesnoth: lang.code for lang in LANGUAGES if lang.wesnoth}
     pat = re.compile(r"/locale/([^/]+)/LC_MESSAGES/(wesnoth-[^/]+)\.mo$")
     rows: dict[str, dict[str, str]] = defaultdict(dict)
     for pkg in WESNOTH:
-        files = deb_files(fetch(pkg, cache, download).read_bytes(), lambda p: p.endswith(".mo"))
-        for name in sorted(files):
-            m = pat.search(name)
-            if not m or m.group(1) not in wanted:
-                continue
-            for key, text in mo_catalog(files[name]).items():
-                row = rows[f"{m.group(2)}#{key}"]
-                row.setdefault("en", key.split("\x04")[-1])
-                row.setdefault(wanted[m.group(1)], text)
+        add_catalogue_rows(rows, fetch(pkg, cache, download).read_bytes(), pat, wanted,
+                           lambda domain, key: f"{domain}#{key}")
     return rows
 
 

@@ -41,7 +41,6 @@ from pathlib import Path
 
 from lslo.errors import LSLoError
 from lslo.testbed import corpus as C
-from lslo.testbed.debian import deb_files, mo_catalog
 from lslo.testbed.sources import Package, default_cache, fetch
 
 PREFIX = "software"
@@ -79,15 +78,8 @@ def read_programs(cache: Path, download: bool) -> dict[str, dict[str, str]]:
     wanted = {loc: code for code, loc in LOCALES.items()}
     rows: dict[str, dict[str, str]] = defaultdict(dict)
     for program, (pkg, _) in PROGRAMS.items():
-        files = deb_files(fetch(pkg, cache, download).read_bytes(), lambda p: p.endswith(".mo"))
-        for name in sorted(files):
-            m = _MO.search(name)
-            if not m or m.group(1) not in wanted:
-                continue
-            for key, text in mo_catalog(files[name]).items():
-                row = rows[f"{program}/{m.group(2)}#{key}"]
-                row.setdefault("en", strip_mnemonic(key.split("\x04")[-1]))
-                row.setdefault(wanted[m.group(1)], strip_mnemonic(text))
+        C.add_catalogue_rows(rows, fetch(pkg, cache, download).read_bytes(), _MO, wanted,
+                             lambda cat, key, program=program: f"{program}/{cat}#{key}", strip_mnemonic)
     return rows
 
 
