@@ -23,20 +23,21 @@ def test_serve_benchmark_runs_every_mode_and_peft_computes_the_same_translations
     cfg = write_run_config(tmp_path / "c.yaml", m2m_dir, flores_dir, tmp_path / "run", langs=("en", "fr", "ha"))
     out = tmp_path / "serve.json"
     bench = load_bench()
-    assert bench.main(["--config", str(cfg), "--clients", "1,4", "--requests", "3,8", "--segments", "6",
+    assert bench.main(["--config", str(cfg), "--clients", "1,4", "--modes", ",".join(bench.MODES), "--requests", "3,8", "--segments", "6",
                        "--beam", "2", "--max-new-tokens", "5", "--adapter-std", "0.3", "--threads", "1",
                        "--soak-minutes", "0.05", "--soak-clients", "2", "--soak-serve-args", "MALLOC_ARENA_MAX=2 --trim-interval 0.5",
                        "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert doc["model"]["directions"] == 6
     got = {(r["mode"], r["clients"]): r for r in doc["results"]}
-    assert set(got) == {(m, c) for m in ("mixed", "single", "direction", "peft") for c in (1, 4)}
+    assert set(got) == {(m, c) for m in bench.MODES for c in (1, 4)}
     assert all(r["errors"] == 0 and r["requests"] == (3 if c == 1 else 8) for (_, c), r in got.items())
     assert got[("single", 4)]["mean_batch_segments"] == 1.0
     assert got[("direction", 4)]["mean_batch_directions"] == 1.0
-    assert set(doc["ratios"]) >= {"mixed/single@4", "mixed/peft@4", "mixed/direction@4"}
-    # one PEFT LoRA per direction, exported from the LSLo model: the same translations
-    assert doc["peft_agreement"] == {"1": 1.0, "4": 1.0}
+    assert set(doc["ratios"]) == {f"mixed/{m}@{c}" for m in bench.MODES[1:] for c in (1, 4)}
+    # one PEFT LoRA per direction, exported from the LSLo model, with or without lslo's beam cache,
+    # and lslo with transformers' cache: the same translations
+    assert doc["agreement_with_mixed"] == {f"{m}@{c}": 1.0 for m in bench.MODES[1:] for c in (1, 4)}
     soak = doc["soak"]
     assert soak["requests"] > 0 and soak["errors"] == 0 and soak["sigterm_exit_code"] == 0
     assert soak["rss_end_mb"] > 50 and soak["serve_args"] == ["--trim-interval", "0.5"]

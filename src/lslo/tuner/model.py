@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lslo.tuner.beam_cache import add_beam_search_cache
 from lslo.tuner import merge as merging
 from lslo.tuner import params, serialization, translation
 from lslo.tuner.config import ConfigError, LSLoConfig
@@ -173,8 +174,13 @@ class LSLoModel(nn.Module):
         return self.tokens
 
     @torch.no_grad()
-    def generate(self, input_ids, attention_mask, src_lang, tgt_lang, **kwargs) -> torch.Tensor:
-        """Beam search on a batch that may mix directions; each row starts with its own target token."""
+    def generate(self, input_ids, attention_mask, src_lang, tgt_lang, *, beam_cache: bool = True,
+                 **kwargs) -> torch.Tensor:
+        """Beam search on a batch that may mix directions; each row starts with its own target token.
+
+        ``beam_cache``: beam search keeps the cross-attention keys/values in place instead of
+        copying them by beam after every step (``lslo.tuner.beam_cache``; the same output, faster);
+        False gives transformers' own cache."""
         tokens = self.language_tokens()
         tgt = self.lang_ids(tgt_lang)
         prompt = generation_prompt(tokens, tgt).to(input_ids.device)
@@ -186,6 +192,8 @@ class LSLoModel(nn.Module):
             # the same limit as max_length (the prompt counts): transformers warns on every call when a
             # checkpoint's generation_config sets max_length (M2M-100's does) and max_new_tokens is passed
             kwargs["max_length"] = prompt.shape[1] + kwargs.pop("max_new_tokens")
+        if beam_cache:
+            add_beam_search_cache(self.base, kwargs)
         with self.route(src_lang, tgt):
             return self.base.generate(
                 input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=prompt,
