@@ -61,7 +61,6 @@ from lslo.tuner import translation  # noqa: E402
 from lslo.tuner.beam_cache import add_beam_search_cache  # noqa: E402
 from lslo.tuner.languages import generation_prompt  # noqa: E402
 
-
 MODES = ("mixed", "single", "direction", "peft", "peft-cache", "mixed-hf-cache")
 
 

@@ -16,9 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from lslo.tuner.beam_cache import add_beam_search_cache
 from lslo.tuner import merge as merging
 from lslo.tuner import params, serialization, translation
+from lslo.tuner.beam_cache import add_beam_search_cache
 from lslo.tuner.config import ConfigError, LSLoConfig
 from lslo.tuner.languages import LanguageError, LanguageTokens, generation_prompt, language_token_ids
 from lslo.tuner.layer import SHARED, LSLoLinear, Router, set_submodule
