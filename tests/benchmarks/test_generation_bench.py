@@ -1,0 +1,27 @@
+"""benchmarks/generation.py end to end at tiny scale: both caches timed, the same translations."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from conftest import write_run_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_generation_benchmark_times_both_caches_and_finds_identical_translations(m2m_dir, flores_dir, tmp_path):
+    cfg = write_run_config(tmp_path / "c.yaml", m2m_dir, flores_dir, tmp_path / "run", langs=("en", "fr", "ha"))
+    spec = importlib.util.spec_from_file_location("generation_bench", ROOT / "benchmarks" / "generation.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "g.json"
+    assert bench.main(["--config", str(cfg), "--segments", "8", "--beams", "1,3", "--max-new-tokens", "6",
+                       "--max-tokens", "64", "--repeats", "1", "--threads", "1", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert [r["beams"] for r in doc["results"]] == [1, 3]
+    for r in doc["results"]:
+        assert r["identical_translations"] is True
+        assert r["lslo_cache_s"] > 0 and r["transformers_cache_s"] > 0 and r["speedup"] > 0
+    assert doc["settings"]["segments"] == 8 and doc["settings"]["directions"] <= 6
