@@ -26,7 +26,7 @@ requests whose translation is identical).
 The soak runs ``lslo serve`` itself as a subprocess (the config's base, as a user starts it),
 with mixed traffic for ``--soak-minutes``, and records the error rate and its RSS over time.
 
-    python benchmarks/serve.py --json benchmarks/results/serve.json          # ~25 min on 2 cores
+    python benchmarks/serve.py --json benchmarks/results/serve.json          # ~28 min on 2 cores
 """
 
 from __future__ import annotations
