@@ -8,7 +8,8 @@ of a sentence holds the same cross-attention keys/values (the encoder output rep
 beam). :class:`BeamSearchCache` reorders the self-attention cache only; the output is
 identical, token for token (tested). On the CPU testbed model (11.5M parameters, 64 mixed
 segments) beam search is 1.25x faster at 4 beams and 1.28x at 5 (``benchmarks/generation.py``,
-side by side), and ``lslo serve`` at 64 clients ~1.46x.
+side by side), and ``lslo serve`` at 64 clients 1.49x (``benchmarks/serve.py --modes
+mixed,mixed-hf-cache``).
 """
 
 from __future__ import annotations
