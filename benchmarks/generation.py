@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import random
 import statistics
 import sys
 import time
@@ -26,6 +25,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import torch  # noqa: E402
 from _report import emit  # noqa: E402
+from _traffic import traffic  # noqa: E402
 
 from lslo.data import load_corpus  # noqa: E402
 from lslo.training import load_run  # noqa: E402
@@ -51,15 +51,8 @@ def main(argv=None) -> int:
     cfg, model = load_run(args.config, checkpoint="none")
     codes = list(cfg.lslo.codes)
     corpus = load_corpus(cfg.data.path, cfg.data.test_split, codes)
-    rng = random.Random(args.seed)
-    dirs = [(s, t) for s in codes for t in codes if s != t]
-    texts, src, tgt = [], [], []
-    size = len(corpus.texts[codes[0]])
-    for _ in range(args.segments):
-        s, t = rng.choice(dirs)
-        texts.append(corpus.texts[s][rng.randrange(size)])
-        src.append(s)
-        tgt.append(t)
+    reqs = traffic({c: corpus.texts[c] for c in codes}, codes, args.segments, args.seed)
+    texts, src, tgt = ([r[k] for r in reqs] for k in ("q", "source", "target"))
     lengths = [len(x) for x in model.tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
     rows = []

@@ -36,7 +36,6 @@ import asyncio
 import json
 import os
 import platform
-import random
 import re
 import signal
 import subprocess
@@ -51,6 +50,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import httpx  # noqa: E402
 import torch  # noqa: E402
 from _report import emit  # noqa: E402
+from _traffic import traffic  # noqa: E402
 
 from lslo.data import load_corpus  # noqa: E402
 from lslo.serving import service_for_model  # noqa: E402
@@ -132,17 +132,6 @@ def peft_service(peft: PeftTranslator, codes, gen, **options) -> TranslationServ
         return len(peft.tokenizer(text, add_special_tokens=False)["input_ids"]) + 2
 
     return TranslationService(translate, count, codes, **options)
-
-
-def traffic(corpus, codes, n: int, seed: int) -> list[dict]:
-    rng = random.Random(seed)
-    dirs = [(s, t) for s in codes for t in codes if s != t]
-    size = len(corpus[codes[0]])
-    out = []
-    for _ in range(n):
-        s, t = rng.choice(dirs)
-        out.append({"q": corpus[s][rng.randrange(size)], "source": s, "target": t})
-    return out
 
 
 async def drive(url: str, requests: list[dict], clients: int, max_seconds: float) -> dict:
