@@ -112,7 +112,7 @@ class MultiWayCorpus:
         bounds[-1] = 1.0 + 1e-12  # guard against rounding leaving u just above the last bound
         rows: dict[str, list[int]] = {n: [] for n in names}
         for i, sid in enumerate(self.ids):
-            u = _unit_hash(seed, sid)
+            u = unit_hash(seed, sid)
             part = next(n for n, b in zip(names, bounds) if u < b)
             rows[part].append(i)
         return {n: self._take(rows[n]) for n in names}
@@ -125,7 +125,7 @@ class MultiWayCorpus:
         )
 
 
-def _unit_hash(seed: int, sid: str) -> float:
+def unit_hash(seed: int, sid: str) -> float:
     """A uniform number in [0, 1) determined by (seed, segment id) only."""
     digest = hashlib.sha256(f"{seed}\x00{sid}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64

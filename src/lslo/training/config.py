@@ -67,7 +67,10 @@ class DataConfig:
     directions: list[str] | None = None  # None: all src != tgt directions
     empty: str = "error"  # error | drop (drops the segment in all languages and says how many)
     max_length: int = 256  # tokens per side, longer segments are truncated
-    max_train_segments: int | None = None  # cap on training segments (demos, smoke tests)
+    max_train_segments: int | None = None  # cap on training segments (demos, smoke tests, small-data runs)
+    # which segments max_train_segments keeps: None = the first ones in corpus order; an integer =
+    # a fixed subset drawn by a hash of (seed, segment id), independent of the file's order
+    train_subset_seed: int | None = None
 
 
 @dataclass
@@ -170,6 +173,9 @@ class RunConfig:
         if self.data.max_train_segments is not None and self.data.max_train_segments < 1:
             raise ConfigError(f"data.max_train_segments: expected an integer >= 1 or null, got "
                               f"{self.data.max_train_segments!r}")
+        seed = self.data.train_subset_seed
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ConfigError(f"data.train_subset_seed: expected an integer or null, got {seed!r}")
         e = self.eval
         for name in ("batch_size", "max_new_tokens"):
             if getattr(e, name) < 1:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from lslo.data.corpus import CorpusError, MultiWayCorpus, load_corpus
+from lslo.data.corpus import CorpusError, MultiWayCorpus, load_corpus, unit_hash
 from lslo.data.sampling import Example, directions
 from lslo.training.config import RunConfig
 from lslo.tuner.config import ConfigError
@@ -67,7 +67,11 @@ def load_splits(cfg: RunConfig) -> dict[str, MultiWayCorpus]:
         parts = out["train"].split_by_ratio({"train": 1 - d.valid_ratio, "valid": d.valid_ratio}, seed=seed)
         out["train"], out["valid"] = parts["train"], parts["valid"]
     if d.max_train_segments:
-        out["train"] = out["train"].select(out["train"].ids[: d.max_train_segments])
+        ids = out["train"].ids
+        if d.train_subset_seed is not None:  # a hash-drawn subset, kept in corpus order
+            keep = set(sorted(ids, key=lambda sid: unit_hash(d.train_subset_seed, sid))[: d.max_train_segments])
+            ids = [sid for sid in ids if sid in keep]
+        out["train"] = out["train"].select(ids[: d.max_train_segments])
     for name, corpus in out.items():
         if corpus is not None and len(corpus) == 0:
             raise CorpusError(f"data: the {name} split is empty")

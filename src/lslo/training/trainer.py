@@ -102,7 +102,8 @@ class TrainResult:
 
 class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: str | Path, *, device: str | None = None, quiet: bool = False,
-                 finish_hooks: Sequence[Callable[[Trainer], None]] = ()):
+                 finish_hooks: Sequence[Callable[[Trainer], None]] = (),
+                 epoch_hooks: Sequence[Callable[[Trainer], None]] = ()):
         """Args:
             cfg: the run configuration.
             run_dir: where checkpoints, logs and ``parameters.json`` go.
@@ -111,9 +112,17 @@ class Trainer:
             finish_hooks: called with the trainer after training ends and ``parameters.json``
                 is written (the CLI passes :func:`lslo.reporting.report_after_training`); the
                 training layer itself never imports reporting.
+            epoch_hooks: called with the trainer at the end of every epoch, after its pruning,
+                validation (``trainer.last_valid``) and ``best`` checkpoint, before ``last`` is
+                written: a hook's output for an epoch is therefore always older than the
+                checkpoint a resumed run starts from, and an epoch redone after a kill calls it
+                again (e.g. per-epoch scores for learning curves). A hook must not draw random
+                numbers, or a resumed run would no longer equal an uninterrupted one.
         """
         self.cfg = cfg
         self.finish_hooks = list(finish_hooks)
+        self.epoch_hooks = list(epoch_hooks)
+        self.last_valid: float | None = None
         self.run_dir = Path(run_dir)
         self.quiet = quiet
         self.world, self.rank = int(os.environ.get("WORLD_SIZE", "1")), 0
@@ -552,6 +561,9 @@ class Trainer:
                 and (self.best_valid is None or valid < self.best_valid)):
             self.best_valid = valid
             self.save_checkpoint("best", with_state=False)
+        self.last_valid = valid
+        for hook in self.epoch_hooks:
+            hook(self)
         self.save_checkpoint()
 
     def _write_parameters(self) -> None:
