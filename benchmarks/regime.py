@@ -69,16 +69,17 @@ GROUP_ORDER = ["high->high", "high->medium", "high->low", "medium->high", "mediu
                "low->high", "low->medium", "low->low", "all"]
 
 
-def regime_config(name: str, run: Path, base: Path, n: int, epochs: int) -> dict:
+def regime_config(name: str, run: Path, base: Path, n: int, epochs: int, prune: dict | None = None,
+                  valid_examples: int = VALID_EXAMPLES) -> dict:
     """The run config of variant ``name`` in the regime (quality.py's variant, regime schedule)."""
     data, search = variant_config(name, run, 1000, base, BEAM)
     if search:
         raise SystemExit(f"regime.py: error: --variants: {name!r}: a searched routing is not part of the regime")
     data["data"].update({"max_train_segments": n, "train_subset_seed": SUBSET_SEED})
     data["train"].update({"epochs": epochs, "max_steps": None, "epoch_size": None, "max_tokens": MAX_TOKENS,
-                          "warmup_steps": WARMUP, "valid_max_examples": VALID_EXAMPLES, "save_every_steps": 100,
+                          "warmup_steps": WARMUP, "valid_max_examples": valid_examples, "save_every_steps": 100,
                           "log_every_steps": 25})
-    data["pruning"].update(PRUNE)
+    data["pruning"].update(prune or PRUNE)
     return data
 
 
@@ -145,7 +146,7 @@ def run_variant(name: str, n: int, args, base: Path, dirs, test, spbleu) -> dict
     from lslo.training.config import RunConfig
 
     run = Path(args.out) / run_name(name, n)
-    data = regime_config(name, run, base, n, args.epochs)
+    data = regime_config(name, run, base, n, args.epochs, args.prune, args.valid_examples)
     cfg = RunConfig.from_dict(copy.deepcopy(data))
     result: dict = {"variant": name, "n": n, "method": cfg.method, "lr": cfg.train.lr,
                     "ranks": dict(cfg.lslo.ranks) if cfg.method == "lslo" else None,
@@ -179,7 +180,8 @@ def run_variant(name: str, n: int, args, base: Path, dirs, test, spbleu) -> dict
     (run / "timing.json").write_text(json.dumps(timing), encoding="utf-8")
     result.update({k: round(v, 1) for k, v in timing.items()})
     result.update({"updates": res.steps, "epochs": res.epochs, "best_valid_loss": res.best_valid_loss,
-                   "final_train_loss": res.last_train_loss, "examples_per_epoch": len(trainer.sampler),
+                   "final_train_loss": res.last_train_loss, "examples_per_epoch": trainer.sampler.epoch_size,
+                   "updates_per_epoch": len(trainer.sampler),
                    "train_segments": len(trainer.splits["train"]), "valid_segments": len(trainer.splits["valid"])})
     result["checkpoints"] = {}
     for ckpt in ("last", "best"):
@@ -218,7 +220,7 @@ def _best_epoch(run: Path) -> int | None:
 
 
 def setting_of(name: str, n: int, args, base: Path, dirs) -> dict:
-    data = regime_config(name, Path("RUN"), base, n, args.epochs)
+    data = regime_config(name, Path("RUN"), base, n, args.epochs, args.prune, args.valid_examples)
     data.pop("output_dir")
     return {"config": data, "segments": args.segments, "curve_segments": args.curve_segments, "beam": BEAM,
             "directions": [list(d) for d in dirs]}
@@ -243,12 +245,22 @@ def main() -> int:
     p.add_argument("--plots", default=str(ROOT / "benchmarks" / "results" / "plots"))
     p.add_argument("--base", default=None)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--prune", default=f"{PRUNE['start']},{PRUNE['duration']}",
+                   help="pruning start,duration in epochs (the paper: 2,10; tests: shorter)")
+    p.add_argument("--valid-examples", type=int, default=VALID_EXAMPLES,
+                   help="validation examples (segment x direction) per epoch")
     p.add_argument("--progress", action="store_true", help="show the training progress bar")
     p.add_argument("--plots-only", action="store_true")
     args = p.parse_args()
     for opt in ("n", "epochs", "segments", "curve_segments"):
         if getattr(args, opt) < 1:
             raise SystemExit(f"regime.py: error: --{opt.replace('_', '-')} expects an integer >= 1")
+    try:
+        start, duration = (float(x) for x in args.prune.split(","))
+    except ValueError:
+        raise SystemExit(f"regime.py: error: --prune expects 'start,duration' in epochs, got {args.prune!r}") from None
+    args.prune = {**PRUNE, "start": int(start) if start.is_integer() else start,
+                  "duration": int(duration) if duration.is_integer() else duration}
     path = Path(args.json)
     if args.plots_only:
         for out in make_plots(load_doc(path), Path(args.plots)):
@@ -271,7 +283,8 @@ def main() -> int:
     dirs = demo_directions(man["levels"])
     names = [x for x in args.variants.split(",") if x]
     for name in names:  # every name checked before the first (long) variant
-        RunConfig.from_dict(regime_config(name, Path(args.out) / "check", base, args.n, args.epochs))
+        RunConfig.from_dict(regime_config(name, Path(args.out) / "check", base, args.n, args.epochs, args.prune,
+                                          args.valid_examples))
     codes = [x["code"] for x in man["languages"]]
     test = load_corpus(DATA, "devtest", codes)
     spbleu = SpBleu.for_model("auto", None, str(base / "sentencepiece.bpe.model"))
@@ -296,7 +309,7 @@ def main() -> int:
         doc.update({"base": str(base.relative_to(ROOT)) if base.is_relative_to(ROOT) else str(base),
                     "data": "data/testbed/software (dev subset -> devtest)",
                     "protocol": {"epochs": args.epochs, "max_tokens": MAX_TOKENS, "warmup_steps": WARMUP,
-                                 "subset_seed": SUBSET_SEED, "pruning": PRUNE, "beam": BEAM,
+                                 "subset_seed": SUBSET_SEED, "pruning": args.prune, "beam": BEAM,
                                  "segments_per_direction": args.segments, "curve_segments": args.curve_segments,
                                  "directions": len(dirs)}})
         result["machine"] = {"cpus": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__}
@@ -325,7 +338,7 @@ def markdown(doc: dict, metric: str = "chrf++") -> str:
     head = ("| N | variant | ckpt | trainable % (h/m/l per language) | "
             + " | ".join(g.replace("->", "→") for g in groups) + " | train min |")
     lines = [head, "|---:|---|---|---:|" + "---:|" * len(groups) + "---:|"]
-    for key, r in doc["results"].items():
+    for r in doc["results"].values():
         for ckpt, e in r["checkpoints"].items():
             if e is None:
                 continue

@@ -1,0 +1,70 @@
+"""benchmarks/regime.py end to end at tiny scale: 2 epochs over 3 segments per language, the base
+and LSLo + pruning, both checkpoints, the per-epoch curve, reuse only if unchanged, resume."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.skipif(not (ROOT / "data" / "testbed" / "base" / "config.json").is_file(),
+                                reason="data/testbed/base is missing")
+
+
+def _run(tmp: Path, variants: str, epochs: int = 2) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "regime.py"), "--n", "3", "--epochs", str(epochs),
+         "--segments", "1", "--curve-segments", "1", "--prune", "0,1", "--valid-examples", "24", "--threads", "1",
+         "--variants", variants, "--out", str(tmp / "runs"), "--json", str(tmp / "regime.json"),
+         "--plots", str(tmp / "plots")],
+        capture_output=True, text=True, timeout=900)
+
+
+def test_regime_benchmark_end_to_end(tmp_path):
+    r = _run(tmp_path, "none,lslo+prune:lr=1e-2")
+    assert r.returncode == 0, r.stderr[-2000:]
+    doc = json.loads((tmp_path / "regime.json").read_text())
+    assert doc["protocol"]["epochs"] == 2 and doc["protocol"]["pruning"]["start"] == 0
+    base, lslo = doc["results"]["n=3/none"], doc["results"]["n=3/lslo+prune:lr=1e-2"]
+    assert base["checkpoints"]["base"]["trainable_percent"] == 0
+    assert set(base["curve_sample"]) >= {"all", "low->low"}
+    # both checkpoints, as the trainer saved them; the subset is 3 segments, 132 directions
+    assert lslo["train_segments"] == 3 and lslo["examples_per_epoch"] == 3 * 132 and lslo["epochs"] == 2
+    last, best = lslo["checkpoints"]["last"], lslo["checkpoints"]["best"]
+    assert best is not None and best["epoch"] in (1, 2)
+    assert set(last["groups"]) == set(best["groups"]) and "spbleu" in last["groups"]["all"]
+    # pruning ran to R = 0.9 of B: each language keeps a fraction of its rank-r adapter
+    cfg = (tmp_path / "runs" / "n3-lslo_prune_lr1e-2" / "config.yaml").read_text()
+    assert "train_subset_seed: 7" in cfg and "unit: epoch" in cfg
+    per = last["per_language"]
+    assert len(per) == 12 and all(0 < row["density"] < 0.6 for row in per.values())
+    assert last["per_level_percent"]["low"] > last["per_level_percent"]["high"]  # rank 8 vs 2
+    # one curve point per epoch: validation loss and chrF++, the pruning ratio at that epoch
+    curve = lslo["curve"]
+    assert sorted(curve) == ["1", "2"]
+    assert all(curve[e]["valid_loss"] > 0 and 0 <= curve[e]["chrf++"] <= 100 for e in curve)
+    assert curve["2"]["prune_ratio"] == pytest.approx(0.9)
+    assert lslo["curve_seconds"] > 0 and lslo["train_seconds"] > 0
+    assert (tmp_path / "plots" / "regime_curves_n3.png").is_file()
+    assert (tmp_path / "plots" / "regime_kept.png").is_file()
+    assert "| 3 | lslo+prune:lr=1e-2 | last |" in r.stdout
+    # a rerun with the same settings keeps both (no training); a changed setting trains again
+    again = _run(tmp_path, "none,lslo+prune:lr=1e-2")
+    assert again.returncode == 0 and again.stderr.count("unchanged, kept") == 2
+    longer = _run(tmp_path, "lslo+prune:lr=1e-2", epochs=3)
+    assert longer.returncode == 0, longer.stderr[-2000:]
+    doc = json.loads((tmp_path / "regime.json").read_text())
+    assert sorted(doc["results"]["n=3/lslo+prune:lr=1e-2"]["curve"]) == ["1", "2", "3"]
+
+
+def test_bad_variant_and_prune_are_one_line_errors(tmp_path):
+    r = _run(tmp_path, "none,nonsense")
+    assert r.returncode != 0 and "unknown variant 'nonsense'" in r.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "regime.json").exists()
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "regime.py"), "--prune", "x"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and r.stderr.strip().splitlines()[-1].startswith("regime.py: error: --prune")
