@@ -126,8 +126,14 @@ def _same_config(run: Path, data: dict) -> bool:
     saved = run / "config.yaml"
     if not saved.is_file() or not (run / "checkpoints" / "last").is_dir():
         return False
+    def norm(cfg: RunConfig) -> dict:
+        d = cfg.absolute_paths().to_dict()
+        d.pop("output_dir")
+        d.pop("written_paths", None)
+        return d
+
     try:
-        return RunConfig.load(saved).to_dict() == RunConfig.from_dict(copy.deepcopy(data)).to_dict()
+        return norm(RunConfig.load(saved)) == norm(RunConfig.from_dict(copy.deepcopy(data)))
     except Exception:
         return False
 

@@ -194,3 +194,22 @@ def test_a_segment_longer_than_the_model_takes_gets_413_and_the_others_are_untou
         assert r.json()["value"] == 13 and "segment 1" in r.json()["error"]
         assert fake.calls == []  # refused before anything was queued
         assert post(srv, {"q": "x" * 10, "source": "en", "target": "fr"}).status_code == 200
+
+
+def test_same_language_untrained_directions_and_non_utf8_forms():
+    srv, fake, _ = serve(trained=[("en", "fr"), ("fr", "en")])
+    with srv:
+        r = post(srv, {"q": "x", "source": "en", "target": "eng_Latn"})  # the same language, named otherwise
+        assert r.status_code == 400 and r.json()["field"] == "target" and "source language too" in r.json()["error"]
+        assert all(x["targets"] == [t for t in CODES if t != x["code"]] for x in httpx.get(srv.url + "/languages").json())
+        r = post(srv, {"q": "x", "source": "en", "target": "fr"})
+        assert r.status_code == 200 and "x-lslo-warning" not in r.headers
+        r = post(srv, {"q": "x", "source": "en", "target": "de"})  # served, with a warning header
+        assert r.status_code == 200 and "en->de was not trained" in r.headers["x-lslo-warning"]
+        # a percent-escaped byte that is not UTF-8: 400, as the same text in JSON, never repaired to U+FFFD
+        r = httpx.post(srv.url + "/translate", content=b"q=caf%E9&source=en&target=fr",
+                       headers={"content-type": "application/x-www-form-urlencoded"}, timeout=20)
+        assert r.status_code == 400 and "not UTF-8" in r.json()["error"], r.text
+    srv, _, _ = serve(allow_same_language=True)
+    with srv:
+        assert post(srv, {"q": "x", "source": "en", "target": "en"}).json() == {"translatedText": "[en>en] x"}

@@ -43,6 +43,9 @@ def evaluation_corpus(cfg, data: str | None, split: str | None):
                               "to FLORES directories (a TSV/JSONL file is scored whole)")
         corpus = load_corpus(path, None, None, fmt=fmt, empty=d.empty)
         split = "all"
+    if len(corpus) == 0:
+        raise CorpusError(f"{path}: no segments to evaluate (its {split} data is empty: empty files, or a TSV "
+                          "with a header and no rows); point --data at a corpus with segments")
     present = [c for c in cfg.lslo.codes if c in corpus.languages]
     if len(present) < 2:
         raise CorpusError(f"{path}: holds {len(present)} of the run's languages ({', '.join(cfg.lslo.codes)}); "
@@ -51,16 +54,37 @@ def evaluation_corpus(cfg, data: str | None, split: str | None):
 
 
 def _output_dir(args: argparse.Namespace, cfg, data_label: str, split: str, used: str) -> Path:
-    """``--out``, else RUN/eval-[DATA-]SPLIT-CHECKPOINT (CONFIG-eval-... for a config file)."""
+    """``--out``, else RUN/eval-[DATA-]SPLIT-CHECKPOINT; for a config file (the base model alone,
+    ``--checkpoint none``) OUTPUT_DIR-eval-[DATA-]SPLIT-none next to where its run would go (the
+    config's ``output_dir``, e.g. runs/NAME-eval-devtest-none), never next to the config file."""
     if args.out:
         return Path(args.out)
     run = Path(args.run)
     same_data = args.data is None or Path(args.data).resolve() == Path(cfg.data.path).resolve()
     tag = split.split(" ")[0] if same_data else f"{Path(data_label).name}-{split}"
-    return run / f"eval-{tag}-{used}" if run.is_dir() else Path(f"{run.with_suffix('')}-eval-{tag}-{used}")
+    if run.is_dir():
+        return run / f"eval-{tag}-{used}"
+    target = Path(cfg.output_dir)
+    return target.with_name(f"{target.name}-eval-{tag}-{used}")
+
+
+def checkpoint_identity(run: str, used: str) -> dict:
+    """The evaluated weights' sha256 and time, so scores of a replaced checkpoint are detectable."""
+    import datetime
+    import json
+
+    if used == "none" or not Path(run).is_dir():
+        return {}
+    from lslo.training import checkpoint_dir
+
+    ckpt = checkpoint_dir(Path(run), used)
+    meta = json.loads((ckpt / "adapter_config.json").read_text(encoding="utf-8"))
+    mtime = datetime.datetime.fromtimestamp((ckpt / "adapter_config.json").stat().st_mtime, datetime.timezone.utc)
+    return {"checkpoint_sha256": meta.get("weights_sha256"), "checkpoint_time": mtime.isoformat(timespec="seconds")}
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from lslo.cli.outputs import check_output_dir, replace_dir, trained_directions
     from lslo.data.corpus import CorpusError
     from lslo.evaluation import SpBleu, evaluate_model, markdown_table, write_scores
     from lslo.training import load_run, run_directions
@@ -71,8 +95,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     out = _output_dir(args, cfg, data_label, split, used)
     if (out / "scores.json").exists() and not args.overwrite:  # before hours of beam search, not after
         raise CorpusError(f"{out}: already holds scores; pass --overwrite or --out DIR")
-    wanted = run_directions(cfg, args.directions.split(",") if args.directions else cfg.eval.directions,
-                            training=False)
+    # never into the base model or over someone else's files (checked before the beam search too)
+    check_output_dir(out, "--out", overwrite=args.overwrite, protected={"the run's base model": cfg.model})
+    asked = args.directions.split(",") if args.directions and args.directions != "all" else None
+    if asked is None and args.directions != "all":
+        asked = cfg.eval.directions
+        trained = trained_directions(cfg) if args.checkpoint != "none" else None
+        if asked is None and trained is not None:
+            asked = sorted(f"{s}-{t}" for s, t in trained)  # what the run trained (--directions all: every one)
+            if not args.quiet:
+                print(f"lslo evaluate: scoring the {len(asked)} trained directions (data.directions); "
+                      "--directions all scores every direction", file=sys.stderr)
+    wanted = run_directions(cfg, asked, training=False)
     dirs = [(s, t) for s, t in wanted if s in corpus.languages and t in corpus.languages]
     skipped = [f"{s}-{t}" for s, t in wanted if (s, t) not in dirs]
     if not dirs:
@@ -93,26 +127,35 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                            "languages": list(corpus.languages), "skipped_directions": skipped}
     note = f" ('{args.checkpoint}' asked; the run has none)" if used != args.checkpoint else ""
     title = f"{cfg.method} ({used}{note}) on {Path(data_label).name} {split}"
-    write_scores(scores, out, title, codes=list(corpus.languages))
+    scores["evaluated"].update(checkpoint_identity(args.run, used))
+    replace_dir(out, lambda tmp: write_scores(scores, tmp, title, codes=list(corpus.languages)))
     print(markdown_table(scores, title))
     print(f"wrote {out}/scores.json, scores.md, heatmap.png, hyps/")
     return 0
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
+    from lslo.cli.outputs import OutputError, run_direction
     from lslo.training import load_run
+
     cfg, model = load_run(args.run, checkpoint=args.checkpoint, device=args.device)
-    src, tgt = (_run_code(cfg, code) for code in (args.src, args.tgt))
+    src, tgt = run_direction(cfg, args.src, args.tgt, allow_same=args.allow_same_language,
+                             warn=lambda m: print(f"lslo translate: warning: {m}", file=sys.stderr))
+    if args.output and Path(args.output).is_dir():
+        raise OutputError(f"--output {args.output}: is a directory, expected a file path")
     if args.input:
         path = Path(args.input)
         if not path.is_file():
             raise FileNotFoundError(f"--input {path}: no such file")
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except UnicodeDecodeError as e:
-            raise FileNotFoundError(f"--input {path}: not UTF-8 text (byte {e.start})") from None
+        raw, where = path.read_bytes(), f"--input {path}"
     else:
-        lines = sys.stdin.read().splitlines()
+        stdin = getattr(sys.stdin, "buffer", None)  # a text-only stream (tests, embedding) has no bytes
+        raw, where = (stdin.read() if stdin is not None else sys.stdin.read().encode("utf-8")), "stdin"
+    try:
+        lines = raw.decode("utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise OutputError(f"{where}: not UTF-8 text (byte {e.start}: {raw[e.start:e.start + 1]!r}); convert it "
+                          "first, e.g. iconv -f LATIN1 -t UTF-8") from None
     e = cfg.eval
     out = model.translate(lines, [src] * len(lines), [tgt] * len(lines), batch_size=args.batch_size or e.batch_size,
                           num_beams=args.beam or e.beam, max_new_tokens=args.max_new_tokens or e.max_new_tokens,
@@ -125,13 +168,6 @@ def cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_code(cfg, code: str) -> str:
-    """The run's code for ``code`` given as the run's own, FLORES-101/200 or ``__xx__`` token form."""
-    from lslo.tuner.langcodes import resolve_code
-
-    return resolve_code(code, list(cfg.lslo.codes))
-
-
 def add_parser(sub) -> None:
     """Register ``lslo evaluate`` and ``lslo translate``."""
     e = sub.add_parser("evaluate", help="beam search in every direction; spBLEU / chrF++ per direction and group",
@@ -141,7 +177,8 @@ def add_parser(sub) -> None:
     e.add_argument("--split", help="split to evaluate (default: data.test_split, e.g. devtest)")
     e.add_argument("--checkpoint", default="best", choices=["best", "last", "none"],
                    help="which weights; 'none' evaluates the base model (adapters at zero)")
-    e.add_argument("--directions", help="comma-separated list, e.g. en-fr,fr-en (default: all)")
+    e.add_argument("--directions", help="comma-separated list, e.g. en-fr,fr-en, or 'all' (default: eval.directions, "
+                   "else the directions the run trained on)")
     e.add_argument("--beam", type=positive_int, help="beam size (default: eval.beam, 5)")
     e.add_argument("--batch-size", type=positive_int, help="sentences per batch (default: eval.batch_size, 32)")
     e.add_argument("--max-new-tokens", type=positive_int, help="default: eval.max_new_tokens, 200")
@@ -164,5 +201,6 @@ def add_parser(sub) -> None:
     tr.add_argument("--beam", type=positive_int, help="beam size (default: eval.beam, 5)")
     tr.add_argument("--batch-size", type=positive_int, help="sentences per batch (default: eval.batch_size, 32)")
     tr.add_argument("--max-new-tokens", type=positive_int, help="default: eval.max_new_tokens, 200")
+    tr.add_argument("--allow-same-language", action="store_true", help="translate when --src equals --tgt")
     tr.add_argument("--device")
     tr.set_defaults(func=cmd_translate)

@@ -14,9 +14,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     rep = model.parameter_report()
     sp = sparsity_report(find_lslo_modules(model), rep["base_parameters"]) if model.lslo_modules() else None
     if args.json:
-        print(json.dumps({"config": cfg.to_dict(), "parameters": rep, "sparsity": sp}, indent=2, default=str))
+        print(json.dumps({"config": cfg.to_dict(), "checkpoint": model.loaded_checkpoint, "parameters": rep,
+                          "sparsity": sp}, indent=2, default=str))
         return 0
-    print(f"run: {args.run}   method: {cfg.method}   model: {cfg.model}")
+    used = model.loaded_checkpoint
+    label = used if used == args.checkpoint else f"{used} (the run has no '{args.checkpoint}' checkpoint)"
+    print(f"run: {args.run}   checkpoint: {label}   method: {cfg.method}   model: {cfg.model}")
     print(f"languages: {', '.join(f'{c} ({cfg.lslo.language(c).level})' for c in cfg.lslo.codes)}")
     print(f"encoder routing: {' '.join(r[0].upper() for r in model.encoder_routing)}   "
           f"decoder routing: {' '.join(r[0].upper() for r in model.decoder_routing)}   (S=source, T=target)")
@@ -33,12 +36,33 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from lslo.training import load_run
+    import sys
 
+    from lslo.cli.outputs import check_output_dir, replace_dir, run_direction
+    from lslo.training import load_run
+    from lslo.training.config import RunConfig
+
+    cfg = RunConfig.load(run_config_path(args.run))
+    out = check_output_dir(args.out, "--out", overwrite=args.overwrite,
+                           protected={"the run's base model": cfg.model, "the run directory": args.run})
+    src, tgt = run_direction(cfg, args.src, args.tgt, allow_same=args.allow_same_language, what="merge",
+                             warn=lambda m: print(f"lslo merge: warning: {m}", file=sys.stderr))
     _, model = load_run(args.run, checkpoint=args.checkpoint, device="cpu")
-    out = model.save_merged(args.src, args.tgt, args.out)
-    print(f"wrote {out}: a plain model for {args.src}->{args.tgt} (AutoModelForSeq2SeqLM.from_pretrained)")
+    replace_dir(out, lambda tmp: model.save_merged(src, tgt, tmp))
+    print(f"wrote {out}: a plain model for {src}->{tgt} from checkpoint '{model.loaded_checkpoint}' "
+          "(AutoModelForSeq2SeqLM.from_pretrained)")
     return 0
+
+
+def run_config_path(run: str):
+    from pathlib import Path
+
+    from lslo.training import RunError
+
+    path = Path(run) / "config.yaml"
+    if not path.is_file():
+        raise RunError(f"{run}: not a run directory (no config.yaml)")
+    return path
 
 
 def add_parser(sub) -> None:
@@ -57,4 +81,6 @@ def add_parser(sub) -> None:
     m.add_argument("--tgt", required=True)
     m.add_argument("--out", required=True)
     m.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    m.add_argument("--overwrite", action="store_true", help="replace a non-empty --out directory as a whole")
+    m.add_argument("--allow-same-language", action="store_true", help="merge a direction whose source is its target")
     m.set_defaults(func=cmd_merge)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ def cmd_levels(args: argparse.Namespace) -> int:
         levels_from_scores,
         parse_split,
         read_counts,
+        tie_notes,
     )
     from lslo.tuner.config import ConfigError, LSLoConfig, load_yaml
 
@@ -78,6 +80,8 @@ def cmd_levels(args: argparse.Namespace) -> int:
         if isinstance(e, ConfigError):
             raise
         raise ConfigError(str(e)) from None
+    for note in tie_notes(values, levels):
+        print(f"lslo levels: warning: {note}", file=sys.stderr)
     print(f"{'language':<10}{label:>14}  level")
     for code, level in levels.items():
         print(f"{code:<10}{values[code]:>14.2f}  {level}")

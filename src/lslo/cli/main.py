@@ -7,24 +7,37 @@ Each command lives in its own module with an ``add_parser(subparsers)``; any
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import warnings
 
-from lslo.cli import evaluate, export, info, levels, report, search, serve, sweep, train
+from lslo.cli import config, evaluate, export, info, levels, report, search, serve, sweep, train
 from lslo.errors import LSLoError
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-COMMANDS = (train, evaluate, info, report, levels, sweep, search, export, serve)
+COMMANDS = (train, evaluate, info, report, levels, sweep, search, export, serve, config)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lslo", description="Language-specific LoRA for multilingual NMT.")
+    p.add_argument("--version", action="version", version=f"lslo {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add_parser(sub)
     return p
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lslo")
+    except PackageNotFoundError:  # run from a source tree without installing
+        from lslo import __version__
+
+        return __version__
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +51,18 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (LSLoError, FileNotFoundError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if isinstance(e, FileNotFoundError) and e.filename and str(e.filename) not in msg:
+            msg = environment_message(e)
         print(f"lslo: error: {msg}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the environment: a full disk, a read-only or missing path, a file for a directory
+        print(f"lslo: error: {environment_message(e)}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        if not is_write_failure(e):
+            raise
+        print(f"lslo: error: writing failed ({str(e).strip().splitlines()[0][:120]}): the disk is probably full; "
+              "free space and rerun (the last complete checkpoint is kept)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # a second Ctrl-C during training, or Ctrl-C anywhere else
         print("lslo: interrupted", file=sys.stderr)
@@ -47,6 +71,34 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+
+
+ADVICE = {
+    errno.ENOSPC: "no space left on the device: free space and rerun (the last complete checkpoint is kept)",
+    errno.EDQUOT: "disk quota exceeded: free space and rerun",
+    errno.EROFS: "read-only file system: choose a writable output directory",
+    errno.EACCES: "permission denied: choose a path you can write, or fix its permissions",
+    errno.EPERM: "operation not permitted: choose a path you can write",
+    errno.ENOTDIR: "a path component is a file, not a directory: choose another path",
+    errno.EISDIR: "is a directory, expected a file",
+    errno.EEXIST: "already exists as a file: choose another path",
+    errno.ENOENT: "no such file or directory",
+    errno.ENAMETOOLONG: "file name too long",
+}
+
+
+def environment_message(e: OSError) -> str:
+    """One line for an OSError: the path it concerns and what to do."""
+    path = e.filename if e.filename is not None else ""
+    what = ADVICE.get(e.errno or -1, e.strerror or type(e).__name__)
+    return f"{path}: {what}" if path else what
+
+
+def is_write_failure(e: RuntimeError) -> bool:
+    """torch.save's / safetensors' way of saying that a write failed (a full disk, mostly)."""
+    text = str(e)
+    return any(k in text for k in ("inline_container", "PytorchStreamWriter", "file write failed",
+                                   "No space left", "unexpected pos"))
 
 
 if __name__ == "__main__":

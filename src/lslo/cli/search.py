@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -40,6 +41,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             f"{e['layer'] + 1}:" + "/".join(f"{e['weights'][c]:.2f}" for c in result["choices"]) for e in result[side]
         )
         print(f"{side} weights ({'/'.join(result['choices'])}): {ws}")
+    for note in result.get("ties", []):
+        print(f"lslo search: warning: tie: {note}", file=sys.stderr)
     print(json.dumps({"run_dir": result["run_dir"], "steps": result["steps"], "files": result["files"]}, indent=2))
     print(f"next: lslo train {result['files']['result']}")
     return 0

@@ -48,7 +48,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise ServeError(f"--port {args.port}: expected 1-65535")
+    sock = _bind(args.host, args.port)  # before loading the model: a busy port fails in one line, at once
     cfg, model = load_run(args.run, checkpoint=args.checkpoint, device=args.device)
+    used = model.loaded_checkpoint
+    label = used if used == args.checkpoint else f"{used}; the run has no '{args.checkpoint}' checkpoint"
+    from lslo.cli.outputs import trained_directions
+
+    trained = trained_directions(cfg) if used != "none" else None
     e = cfg.eval
     gen = {"num_beams": args.beam or e.beam, "max_new_tokens": args.max_new_tokens or e.max_new_tokens,
            "length_penalty": e.length_penalty}
@@ -58,20 +64,48 @@ def cmd_serve(args: argparse.Namespace) -> int:
         limits=Limits(max_segments=args.max_segments, max_chars=args.max_chars),
         max_batch_tokens=args.max_batch_tokens, max_batch_segments=args.max_batch_segments,
         max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, trim_interval_s=args.trim_interval,
-        description=f"{args.run} ({args.checkpoint})",
+        description=f"{args.run} ({label})", trained=trained, allow_same_language=args.allow_same_language,
     )
     app = create_app(service)
     n = len(service.codes)
-    print(f"lslo serve: {args.run} ({args.checkpoint}), {n} languages, {n * (n - 1)} directions, "
+    print(f"lslo serve: {args.run} ({label}), {n} languages, {n * (n - 1)} directions, "
           f"policy {args.policy}, beam {gen['num_beams']}, on http://{args.host}:{args.port}"
           + (" (API key required)" if api_key else ""), file=sys.stderr, flush=True)
     # uvicorn handles SIGTERM (stop accepting, finish in-flight requests, drain the batcher in the
     # lifespan) and then re-raises the signal to the handler that was there before it: a no-op here,
     # so a drained shutdown exits 0 instead of dying by the signal.
     signal.signal(signal.SIGTERM, lambda *_: None)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                timeout_graceful_shutdown=args.drain_timeout, access_log=args.access_log)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
+                            timeout_graceful_shutdown=args.drain_timeout, access_log=args.access_log)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])  # the socket bound above: no second bind to fail
+    finally:
+        sock.close()
+        print(f"lslo serve: stopped (http://{args.host}:{args.port})", file=sys.stderr, flush=True)
     return 0
+
+
+def _bind(host: str, port: int):
+    """A listening socket on host:port, or a one-line error naming them (a busy port, an unknown host)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise ServeError(f"--host {host}: cannot resolve it ({e.strerror}); use an address such as 127.0.0.1 "
+                         "or 0.0.0.0") from None
+    family, kind, proto, _, addr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+    try:
+        sock.bind(addr)
+        sock.listen(2048)
+    except OSError as e:
+        sock.close()
+        raise ServeError(f"cannot listen on {host}:{port} ({e.strerror}); is another server using it? pick "
+                         "another --port") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def add_parser(sub) -> None:
@@ -103,4 +137,6 @@ def add_parser(sub) -> None:
                    help="seconds SIGTERM waits for queued requests to finish")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument("--allow-same-language", action="store_true",
+                   help="accept requests whose source is the target language (refused by default)")
     p.set_defaults(func=cmd_serve)

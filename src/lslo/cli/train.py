@@ -20,6 +20,7 @@ def has_checkpoint(run_dir: Path) -> bool:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from lslo.cli.outputs import check_output_dir
     from lslo.reporting import report_after_training
     from lslo.training import RunError, Trainer
     from lslo.training.config import RunConfig
@@ -57,6 +58,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise RunError("train: give a CONFIG.yaml, or --resume RUN")
         cfg = RunConfig.load(args.config, args.set)
         run_dir = Path(args.output_dir or cfg.output_dir)
+        flag = "--output-dir" if args.output_dir else "output_dir"
+        if run_dir.is_dir() and not args.overwrite and not (run_dir / "config.yaml").is_file():
+            # a directory of something else: its files are never mixed with a run's
+            check_output_dir(run_dir, flag, overwrite=False, protected={"the base model": cfg.model})
+        check_output_dir(run_dir, flag, overwrite=True, allow_run=True, protected={"the base model": cfg.model})
         if has_checkpoint(run_dir) and not args.overwrite:
             raise RunError(f"{run_dir}: already holds a run; use --resume {run_dir}, --overwrite or another output_dir")
         if (run_dir / "checkpoints").exists() and not has_checkpoint(run_dir):
@@ -71,6 +77,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.interrupted:
         print(f"stopped at step {result.steps}; continue with: lslo train --resume {run_dir}")
         return 130  # stopped by Ctrl-C / SIGTERM (checkpoint saved): not a finished run
+    if result.already_finished:
+        t = cfg.train
+        end = f"train.max_steps={t.max_steps}" if t.max_steps and result.steps >= t.max_steps else \
+            f"train.epochs={t.epochs}"
+        print(f"lslo train: {run_dir} already finished (epoch {result.epochs}, step {result.steps}, {end}); nothing "
+              f"to train. To train longer: lslo train --resume {run_dir} --set train.epochs=N (or train.max_steps=N)",
+              file=sys.stderr)
     print(json.dumps({"run_dir": str(run_dir), "steps": result.steps, "epochs": result.epochs,
                       "first_train_loss": result.first_train_loss, "last_train_loss": result.last_train_loss,
                       "best_valid_loss": result.best_valid_loss}, indent=2))
@@ -103,7 +116,8 @@ def _add_language_config(args: argparse.Namespace):
     all_codes = codes + new
     data["data"]["directions"] = [f"{s}-{t}" for s in all_codes for t in all_codes
                                   if s != t and (s in new or t in new)]
-    data["eval"]["directions"] = None  # evaluate everything, the new directions included
+    # evaluate everything, the new directions included (the others were trained by the source run)
+    data["eval"]["directions"] = [f"{s}-{t}" for s in all_codes for t in all_codes if s != t]
     data["init_from"] = str(src)
     data["trainable_languages"] = new
     data.setdefault("pruning", {})["enabled"] = False

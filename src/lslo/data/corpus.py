@@ -209,7 +209,8 @@ def _finish(
                 if empty == "error":
                     raise CorpusError(
                         f"{where[lang](i)}: empty segment (id {ids[i]!r}, language {lang!r}); "
-                        f"fix the data or pass empty='drop' to drop such segments in all languages"
+                        f"fix the data, or drop such segments in every language with --set data.empty=drop "
+                        f"(Python: empty='drop')"
                     )
                 bad.append(i)
                 break
@@ -454,9 +455,18 @@ def load_corpus(
 ) -> MultiWayCorpus:
     """Read a corpus of any supported format; ``fmt="auto"`` decides from the path.
 
+    ``path`` may also be a Hugging Face ``datasets.Dataset`` (:func:`read_dataset`), or a
+    ``DatasetDict`` with ``split`` naming one of its splits.
+
     A directory is FLORES (``split`` required); ``*.tsv`` is TSV; ``*.jsonl``/``*.json``
     is JSONL. ``languages`` restricts (and orders) the languages for every format.
     """
+    if not isinstance(path, (str, Path)) and not is_dataset(path) and hasattr(path, "keys"):
+        if split not in path:  # a datasets.DatasetDict: one split of it
+            raise CorpusError(f"dataset: no split {split!r} (splits: {', '.join(map(str, path.keys()))}); pass split=")
+        path, split = path[split], None
+    if is_dataset(path):  # a Hugging Face datasets.Dataset (see read_dataset)
+        return read_dataset(path, languages, empty=empty)
     path = Path(path)
     if fmt not in ("auto", "flores", "tsv", "jsonl"):
         raise CorpusError(f"unknown corpus format {fmt!r} (expected auto, flores, tsv or jsonl)")
@@ -471,7 +481,8 @@ def load_corpus(
             fmt = "jsonl"
         else:
             raise CorpusError(
-                f"{path}: cannot tell the corpus format from the name; pass fmt='tsv' or 'jsonl'"
+                f"{path}: cannot tell the corpus format from the name; name it *.tsv or *.jsonl, or set "
+                f"--set data.format=tsv (or jsonl; Python: fmt='tsv')"
             )
     if fmt == "flores":
         if split is None:
@@ -488,3 +499,188 @@ def _subset_for(corpus: MultiWayCorpus, languages: Sequence[str], path: Path) ->
         return corpus.subset(languages)
     except CorpusError as err:
         raise CorpusError(f"{path}: {err}") from None
+
+
+# --------------------------------------------------------------------------- Hugging Face datasets
+
+
+_PAIR_COLUMNS = ("src_lang", "tgt_lang", "src", "tgt")
+
+
+def is_dataset(obj: Any) -> bool:
+    """True for a ``datasets.Dataset``-like object (duck-typed: ``column_names`` and ``len``)."""
+    return not isinstance(obj, (str, Path)) and isinstance(getattr(obj, "column_names", None), list) and hasattr(
+        obj, "__len__")
+
+
+def _column(dataset: Any, name: str) -> list[Any]:
+    return list(dataset[name])
+
+
+def read_dataset(
+    dataset: Any,
+    languages: Sequence[str] | None = None,
+    id_column: str = "id",
+    empty: EmptyPolicy = "error",
+    source: str = "dataset",
+) -> MultiWayCorpus:
+    """Read a Hugging Face ``datasets.Dataset`` (duck-typed) into a :class:`MultiWayCorpus`.
+
+    Three layouts are recognised:
+
+    * one column per language, named by any code lslo knows (``en``, ``eng``, ``eng_Latn``), also
+      with the ``sentence_`` prefix of ``facebook/flores`` (``sentence_eng_Latn``); other columns
+      (URL, domain, ...) are skipped with a warning when ``languages`` is not given;
+    * one row per segment and language, ``openlanguagedata/flores_plus`` style: ``id``,
+      ``iso_639_3``, ``iso_15924``, ``text``;
+    * rows ``{src_lang, tgt_lang, src, tgt}`` with an ``id`` column: the pairs of each segment id
+      are joined into one multi-way segment (without ids they cannot be aligned; such rows can
+      still be used as they are through ``lslo.hf.LSLoCollator``).
+
+    ``languages`` selects (and orders) languages; a missing one is an error naming it. Segment ids
+    come from ``id_column`` (row numbers, from 1, without it). Every problem is a one-line
+    :class:`CorpusError` naming the column or row.
+    """
+    if not is_dataset(dataset):
+        raise CorpusError(f"{source}: expected a datasets.Dataset (an object with column_names), "
+                          f"got {type(dataset).__name__}")
+    columns = list(dataset.column_names)
+    if set(_PAIR_COLUMNS) <= set(columns):
+        return _read_pair_rows(dataset, languages, id_column, empty, source)
+    if {"iso_639_3", "iso_15924", "text"} <= set(columns):
+        return _read_long_rows(dataset, languages, id_column, empty, source)
+    return _read_wide(dataset, columns, languages, id_column, empty, source)
+
+
+def _language_of_column(name: str) -> str | None:
+    bare = name[len("sentence_"):] if name.startswith("sentence_") else name
+    try:
+        return to_short(bare)
+    except UnknownLanguageError:
+        return None
+
+
+def _read_wide(dataset: Any, columns: list[str], languages: Sequence[str] | None, id_column: str,
+               empty: EmptyPolicy, source: str) -> MultiWayCorpus:
+    by_lang: dict[str, str] = {}
+    skipped: list[str] = []
+    for col in columns:
+        if col == id_column:
+            continue
+        short = _language_of_column(col)
+        if short is None:
+            skipped.append(col)
+        elif short in by_lang:
+            raise CorpusError(f"{source}: columns {by_lang[short]!r} and {col!r} are both language {short!r}")
+        else:
+            by_lang[short] = col
+    if languages is None:
+        if not by_lang:
+            raise CorpusError(f"{source}: no column is named by a language code (columns: {', '.join(columns)})")
+        if skipped:
+            warnings.warn(f"{source}: skipped {len(skipped)} column(s) that are not language codes: "
+                          + " ".join(skipped), stacklevel=3)
+        langs = list(by_lang)
+    else:
+        langs = []
+        for code in languages:
+            short = _short_or_error(code, "requested language", source)
+            if short not in by_lang:
+                clash = f"; column {id_column!r} holds segment ids, name this language's column by another code " \
+                        f"(e.g. {to_flores200(short)})" if _language_of_column(id_column) == short else ""
+                raise CorpusError(f"{source}: no column for language {code!r} (columns: {', '.join(columns)}){clash}")
+            if short in langs:
+                raise CorpusError(f"{source}: language {code!r} requested twice")
+            langs.append(short)
+    texts: dict[str, list[str]] = {}
+    for lang in langs:
+        values = _column(dataset, by_lang[lang])
+        for i, v in enumerate(values):
+            if not isinstance(v, str):
+                raise CorpusError(f"{source} row {i}: column {by_lang[lang]!r} must be a string, got {type(v).__name__}")
+        texts[lang] = [v.strip() for v in values]
+    ids = _ids(dataset, id_column, len(dataset), source)
+    where = {lang: (lambda i, c=by_lang[lang]: f"{source} row {i}, column {c!r}") for lang in langs}
+    return _finish(langs, ids, texts, where, empty, source)
+
+
+def _ids(dataset: Any, id_column: str, n: int, source: str) -> list[str]:
+    if id_column not in dataset.column_names:
+        return [str(i) for i in range(1, n + 1)]
+    ids = []
+    for i, v in enumerate(_column(dataset, id_column)):
+        if not isinstance(v, (str, int)) or isinstance(v, bool) or not str(v).strip():
+            raise CorpusError(f"{source} row {i}: column {id_column!r} must be a non-empty string or integer, got {v!r}")
+        ids.append(str(v).strip())
+    return ids
+
+
+def _pivot(cells: list[tuple[int, str, str, str]], languages: Sequence[str] | None, empty: EmptyPolicy,
+           source: str, what: str) -> MultiWayCorpus:
+    """Join ``(row, segment id, language, text)`` cells into segments holding every language."""
+    table: dict[str, dict[str, tuple[str, int]]] = {}
+    for row, sid, lang, text in cells:
+        seg = table.setdefault(sid, {})
+        if lang in seg and seg[lang][0] != text:
+            raise CorpusError(f"{source} row {row}: segment {sid!r} has two different {lang!r} texts "
+                              f"(the other on row {seg[lang][1]})")
+        seg.setdefault(lang, (text, row))
+    present = list(dict.fromkeys(lang for _, _, lang, _ in cells))
+    if languages is None:
+        langs = present
+    else:
+        langs = [_short_or_error(code, "requested language", source) for code in languages]
+        for code, short in zip(languages, langs):
+            if short not in present:
+                raise CorpusError(f"{source}: no {what} for language {code!r} (found: {' '.join(present)})")
+    if not langs:
+        raise CorpusError(f"{source}: no rows")
+    ids = list(table)
+    for sid in ids:
+        for lang in langs:
+            if lang not in table[sid]:
+                raise CorpusError(f"{source}: segment {sid!r} has no {lang!r} text")
+    texts = {lang: [table[sid][lang][0] for sid in ids] for lang in langs}
+    where = {lang: (lambda i, lang=lang: f"{source} row {table[ids[i]][lang][1]}") for lang in langs}
+    return _finish(langs, ids, texts, where, empty, source)
+
+
+def _row_language(value: Any, row: int, column: str, source: str) -> str:
+    if not isinstance(value, str):
+        raise CorpusError(f"{source} row {row}: {column} must be a language code string, got {value!r}")
+    return _short_or_error(value, column, f"{source} row {row}")
+
+
+def _text(value: Any, row: int, column: str, source: str) -> str:
+    if not isinstance(value, str):
+        raise CorpusError(f"{source} row {row}: {column} must be a string, got {type(value).__name__}")
+    return value.strip()
+
+
+def _read_pair_rows(dataset: Any, languages: Sequence[str] | None, id_column: str, empty: EmptyPolicy,
+                    source: str) -> MultiWayCorpus:
+    if id_column not in dataset.column_names:
+        raise CorpusError(f"{source}: rows of src_lang/tgt_lang/src/tgt need an {id_column!r} column to be joined "
+                          "into multi-way segments (or use them as they are with lslo.hf.LSLoCollator)")
+    cols = {c: _column(dataset, c) for c in _PAIR_COLUMNS}
+    ids = _ids(dataset, id_column, len(dataset), source)
+    cells: list[tuple[int, str, str, str]] = []
+    for i, sid in enumerate(ids):
+        for lang_col, text_col in (("src_lang", "src"), ("tgt_lang", "tgt")):
+            lang = _row_language(cols[lang_col][i], i, lang_col, source)
+            cells.append((i, sid, lang, _text(cols[text_col][i], i, text_col, source)))
+    return _pivot(cells, languages, empty, source, "rows")
+
+
+def _read_long_rows(dataset: Any, languages: Sequence[str] | None, id_column: str, empty: EmptyPolicy,
+                    source: str) -> MultiWayCorpus:
+    if id_column not in dataset.column_names:
+        raise CorpusError(f"{source}: one row per language needs an {id_column!r} column naming each segment")
+    iso3, script, text = (_column(dataset, c) for c in ("iso_639_3", "iso_15924", "text"))
+    ids = _ids(dataset, id_column, len(dataset), source)
+    cells = []
+    for i, sid in enumerate(ids):
+        code = f"{iso3[i]}_{script[i]}" if isinstance(iso3[i], str) and isinstance(script[i], str) else iso3[i]
+        cells.append((i, sid, _row_language(code, i, "iso_639_3/iso_15924", source),
+                      _text(text[i], i, "text", source)))
+    return _pivot(cells, languages, empty, source, "rows")

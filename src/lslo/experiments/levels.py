@@ -101,6 +101,21 @@ def assign_levels(
     return {c: "high" if i < b1 else "medium" if i < b2 else "low" for i, c in enumerate(ranked)}
 
 
+def tie_notes(values: Mapping[str, float], levels: Mapping[str, str]) -> list[str]:
+    """One line per group of languages with equal values that ended in different levels: the tie
+    was broken by language code, and the line says which way it went."""
+    groups: dict[float, list[str]] = {}
+    for code in levels:
+        groups.setdefault(float(values[code]), []).append(code)
+    notes = []
+    for value, codes in groups.items():
+        if len({levels[c] for c in codes}) > 1:
+            went = ", ".join(f"{c} -> {levels[c]}" for c in codes)
+            notes.append(f"tie: {' and '.join(codes)} all have {value:g}; broken by language code: {went} "
+                         "(use --thresholds or different --split shares to decide it yourself)")
+    return notes
+
+
 def levels_from_counts(
     counts: Mapping[str, float],
     split: Sequence[float] = DEFAULT_SPLIT,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 _UNITS = ("epoch", "step")
@@ -45,15 +45,19 @@ class PruningConfig:
     Components always clear both A and B, whatever ``matrices`` says.
     """
 
-    enabled: bool = False
-    start: float = 2
-    duration: float = 10
-    final_ratio: float = 0.9
-    unit: str = "epoch"
-    frequency: float = 1
-    granularity: str = "layer"
-    matrices: str = "B"
-    structured: bool | float = False
+    enabled: bool = field(default=False, metadata={"help": "prune the adapters gradually (the paper: true)"})
+    start: float = field(default=2, metadata={"help": "when pruning starts, in units (the paper: epoch 2)"})
+    duration: float = field(default=10, metadata={
+        "help": "how long the cubic schedule runs, in units; the final ratio holds after start + duration "
+                "(the paper: 10 epochs, so 2 to 12); must fit in the training, or lslo says so"})
+    final_ratio: float = field(default=0.9, metadata={"help": "fraction of the entries pruned at the end, in [0, 1)"})
+    unit: str = field(default="epoch", metadata={"help": "epoch | step: what start, duration and frequency count"})
+    frequency: float = field(default=1, metadata={"help": "prune every this many units"})
+    granularity: str = field(default="layer", metadata={
+        "help": "layer (the paper: per layer and position, across languages) | language | global"})
+    matrices: str = field(default="B", metadata={"help": "B (the paper) | AB: which LoRA matrices are pruned"})
+    structured: bool | float = field(default=False, metadata={
+        "help": "false: entries (the paper); true: whole rank-one components; a number in (0, 1): both"})
 
     def __post_init__(self) -> None:
         self.validate()  # valid from the moment it exists

@@ -346,7 +346,11 @@ def summary_markdown(report: dict[str, Any], title: str = "", levels: dict[str, 
             f"| {level} | {' '.join(s['languages'])} | {s['surviving_mean']:,.1f} | {s['percent_of_base_mean']:.4f} "
             f"| {s['effective_rank_mean']:.2f} | {s['density_mean']:.3f} |"
         )
-    if "high" in summary and "low" in summary:
+    if t["total"] and t["density"] >= 1.0:
+        lines += ["", "Nothing was pruned (every density is 1.000): the parameters above are the configured ranks, "
+                      "not what pruning kept. Was pruning enabled, and did its schedule (pruning.start + "
+                      "pruning.duration) fit in the training?"]
+    elif "high" in summary and "low" in summary:
         hi, lo = summary["high"]["percent_of_base_mean"], summary["low"]["percent_of_base_mean"]
         verdict = "less than" if hi < lo else ("more than" if hi > lo else "as much as")
         ratio = f" (low / high = {lo / hi:.2f}x)" if hi > 0 else ""

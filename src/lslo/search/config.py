@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lslo.training.config import RunConfig, apply_override
+from lslo.training.config import RunConfig, apply_override, resolve_paths
 from lslo.tuner.config import ConfigError, load_yaml
 from lslo.tuner.model import SHARED
 
@@ -90,8 +90,10 @@ def load_search_config(
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    resolve_paths(data, Path(path).resolve().parent)  # relative paths: from the config file's directory
     for item in overrides or []:
         apply_override(data, item)
+    resolve_paths(data)
     try:
         search = SearchConfig.from_dict(data.pop("search", None))
         final = RunConfig.from_dict(copy.deepcopy(data))  # what `lslo train search_result.yaml` will see

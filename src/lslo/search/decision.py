@@ -50,6 +50,11 @@ def routing_decision(
             mean = {c: sum(w[c] for w in by_pos.values()) / len(by_pos) for c in choices}
             winner = decide(mean, default)
             route = _route_of(mean, default)
+            ws, wt = mean[SOURCE], mean[TARGET]
+            if round(ws, 2) == round(wt, 2):  # equal as printed (0.50/0.50): say which way it went
+                out.setdefault("ties", []).append(
+                    f"{side} layer {layer + 1}: source {ws:.4f} vs target {wt:.4f} (equal at the printed precision); "
+                    f"routed {route}" + (" (the config's default)" if route == default else " (the larger weight)"))
             entry: dict[str, Any] = {"layer": layer, "weights": mean, "winner": winner, "route": route}
             if winner == SHARED:
                 entry["shared_won"] = True

@@ -63,10 +63,14 @@ class TranslationService:
                  api_key: str | None = None, limits: Limits | None = None, policy: str = "mixed",
                  max_batch_tokens: int = 4096, max_batch_segments: int = 64, max_wait_ms: float = 5.0,
                  max_queue: int = 1024, retry_after_s: int = 1, description: str = "lslo",
-                 max_segment_tokens: int | None = None, trim_interval_s: float | None = None):
+                 max_segment_tokens: int | None = None, trim_interval_s: float | None = None,
+                 trained: Sequence[tuple[str, str]] | None = None, allow_same_language: bool = False):
         if policy not in POLICIES:
             raise ValueError(f"policy {policy!r}: expected one of {', '.join(POLICIES)}")
         self.codes = list(codes)
+        # the directions the run trained on (None: all); others are served with a warning header
+        self.trained = None if trained is None else {tuple(d) for d in trained}
+        self.allow_same_language = allow_same_language
         self.api_key = api_key or None
         self.limits = limits or Limits()
         self.retry_after_s = retry_after_s
@@ -94,6 +98,23 @@ class TranslationService:
         except UnknownLanguageError:
             raise _bad(field, f"unknown language {value!r} (this server has {', '.join(self.codes)})") from None
 
+    def direction(self, source, target) -> tuple[str, str]:
+        """The server's codes for a request's languages; the same language twice is a 400 unless
+        the server was started to allow it (``lslo serve --allow-same-language``)."""
+        src, tgt = self.code("source", source), self.code("target", target)
+        if src == tgt and not self.allow_same_language:
+            raise _bad("target", f"{target!r} is the source language too; name two different languages")
+        return src, tgt
+
+    def untrained_note(self, source, target) -> str | None:
+        """A warning for a direction the run did not train on (None when it did)."""
+        if self.trained is None:
+            return None
+        src, tgt = self.direction(source, target)
+        if (src, tgt) in self.trained:
+            return None
+        return f"{src}->{tgt} was not trained (the run trained {len(self.trained)} directions); quality may be poor"
+
     async def translate(self, q, source, target) -> str | list[str]:
         """Validate, split into segments (one per line), queue, wait: LibreTranslate's answer shape."""
         if q is None:
@@ -105,7 +126,7 @@ class TranslationService:
             if not isinstance(t, str):
                 where = f"q[{i}]" if isinstance(q, list) else "q"
                 raise _bad(where, f"expected a string, got {type(t).__name__}")
-        src, tgt = self.code("source", source), self.code("target", target)
+        src, tgt = self.direction(source, target)
         lines = [t.split("\n") for t in texts]  # a text with line breaks: one segment per line
         segments = [line for ls in lines for line in ls]
         lim = self.limits
@@ -163,7 +184,8 @@ class TranslationService:
                 name = language_name(c)
             except UnknownLanguageError:
                 name = c
-            out.append({"code": c, "name": name, "targets": [t for t in self.codes if t != c]})
+            out.append({"code": c, "name": name,
+                        "targets": [t for t in self.codes if t != c or self.allow_same_language]})
         return out
 
     def close(self) -> None:
@@ -198,9 +220,12 @@ async def _parse_body(request: Request, limit: int) -> dict:
         return data
     if kind == "application/x-www-form-urlencoded":
         try:
-            form = parse_qs(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+            # errors="strict": a percent-escaped byte that is not UTF-8 is a 400, as in a JSON body,
+            # never silently replaced by U+FFFD
+            form = parse_qs(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False, encoding="utf-8",
+                            errors="strict")
         except UnicodeDecodeError as e:
-            raise _bad("body", f"not UTF-8 (byte {e.start})") from None
+            raise _bad("body", f"not UTF-8 (byte {e.start}; percent-escapes must encode UTF-8)") from None
         return {k: (v[0] if len(v) == 1 else v) for k, v in form.items()}
     raise HTTPError(415, f"content-type: {kind!r} is not supported (send application/json or "
                          "application/x-www-form-urlencoded)", "unsupported_media_type", field="content-type")
@@ -251,7 +276,8 @@ def create_app(service: TranslationService) -> Starlette:
             if field not in body:
                 raise _bad(field, "missing (a language code, e.g. 'en')")
         text = await service.translate(body.get("q"), body["source"], body["target"])
-        return JSONResponse({"translatedText": text})
+        note = service.untrained_note(body["source"], body["target"])
+        return JSONResponse({"translatedText": text}, headers={"X-LSLo-Warning": note} if note else None)
 
     @_endpoint("languages", service)
     async def languages(request: Request) -> Response:

@@ -51,9 +51,35 @@ def m2m100_tokenizer_from_spm(spm_model: str | Path, out_dir: str | Path, check_
         if check_ids and vocab[piece] != i:
             raise ValueError(f"SentencePiece piece {piece!r} has id {i} but vocab id {vocab[piece]}")
     (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    tok = M2M100Tokenizer(vocab_file=str(out / "vocab.json"), spm_file=str(spm_model))
+    # the language tokens are special tokens, as in facebook/m2m100_*: decoding a merged or exported
+    # model with skip_special_tokens=True then prints no '__de__'
+    tok = M2M100Tokenizer(vocab_file=str(out / "vocab.json"), spm_file=str(spm_model),
+                          extra_special_tokens=m2m100_language_tokens())
     tok.save_pretrained(str(out))
     return tok
+
+
+def m2m100_language_tokens() -> list[str]:
+    """The 100 ``__xx__`` language tokens of M2M-100, in the tokenizer's order."""
+    from transformers.models.m2m_100.tokenization_m2m_100 import FAIRSEQ_LANGUAGE_CODES
+
+    return [f"__{code}__" for code in FAIRSEQ_LANGUAGE_CODES["m2m100"]]
+
+
+def mark_language_tokens_special(tokenizer_dir: str | Path) -> bool:
+    """Make an M2M-100 tokenizer directory list its ``__xx__`` tokens as special tokens (what a real
+    M2M-100 tokenizer does; tokenizers saved by lslo before did not). Returns True when it changed
+    ``tokenizer_config.json``; ids and vocabulary are unchanged."""
+    path = Path(tokenizer_dir) / "tokenizer_config.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("tokenizer_class") != "M2M100Tokenizer":
+        return False
+    tokens = m2m100_language_tokens()
+    if data.get("extra_special_tokens") == tokens:
+        return False
+    data["extra_special_tokens"] = tokens
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return True
 
 
 def build_m2m100_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_size: int = 256):

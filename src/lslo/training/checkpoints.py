@@ -77,8 +77,17 @@ def atomic_write_dir(target: Path, write) -> None:
     old = target.with_name(f".{target.name}.old")
     if tmp.exists():
         shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    write(tmp)
+    try:
+        tmp.mkdir(parents=True)
+        write(tmp)
+    except BaseException as e:  # a full disk, Ctrl-C: no half-written directory stays behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) or (isinstance(e, RuntimeError) and _write_failed(e)):
+            why = "no space left on the device" if isinstance(e, RuntimeError) or e.errno == 28 else (
+                e.strerror or type(e).__name__)
+            raise RunError(f"{target}: writing failed ({why}); the previous '{target.name}' is kept intact; "
+                           "free space (or fix the path) and rerun") from None
+        raise
     if target.exists():
         if old.exists():
             shutil.rmtree(old)
@@ -86,6 +95,11 @@ def atomic_write_dir(target: Path, write) -> None:
     os.rename(tmp, target)
     if old.exists():
         shutil.rmtree(old)
+
+
+def _write_failed(e: RuntimeError) -> bool:
+    """torch.save's RuntimeError for a failed write (``[enforce fail at inline_container.cc] unexpected pos``)."""
+    return any(k in str(e) for k in ("inline_container", "PytorchStreamWriter", "file write failed", "unexpected pos"))
 
 
 def checkpoint_dir(run_dir: Path, name: str = "last") -> Path:

@@ -55,84 +55,152 @@ def _check_type(where: str, value: Any, default: Any) -> None:
         raise ConfigError(f"{where}: expected a string, got {value!r}")
 
 
+def _f(default: Any, help: str):
+    """A config field with its help text (``lslo config --defaults`` prints it next to the field)."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class DataConfig:
-    path: str = ""  # FLORES-101/200 directory, a TSV or a JSONL file
-    format: str = "auto"  # auto | flores | tsv | jsonl
-    train_split: str = "dev"  # FLORES split used for fine-tuning (the paper trains on dev)
-    valid_split: str | None = None  # None: hold out valid_ratio of the training segments by id
-    valid_ratio: float = 0.05
-    test_split: str = "devtest"
-    split_ratios: dict[str, float] | None = None  # single-file corpora: e.g. {train: 0.8, valid: 0.1, test: 0.1}
-    directions: list[str] | None = None  # None: all src != tgt directions
-    empty: str = "error"  # error | drop (drops the segment in all languages and says how many)
-    max_length: int = 256  # tokens per side, longer segments are truncated
-    max_train_segments: int | None = None  # cap on training segments (demos, smoke tests, small-data runs)
-    # which segments max_train_segments keeps: None = the first ones in corpus order; an integer =
-    # a fixed subset drawn by a hash of (seed, segment id), independent of the file's order
-    train_subset_seed: int | None = None
+    path: str = _f("", "the corpus: a FLORES-101/200 directory, a TSV or a JSONL file (relative: from the "
+                       "config file's directory, else the current one)")
+    format: str = _f("auto", "auto (from the path) | flores | tsv | jsonl")
+    train_split: str = _f("dev", "FLORES split used for fine-tuning (the paper trains on dev)")
+    valid_split: str | None = _f(None, "FLORES split for validation; null: hold out valid_ratio of the training "
+                                       "segments by a hash of their ids")
+    valid_ratio: float = _f(0.05, "share of the training segments held out for validation when valid_split is "
+                                  "null, in [0, 1)")
+    test_split: str = _f("devtest", "FLORES split that lslo evaluate scores")
+    split_ratios: dict[str, float] | None = _f(None, "single-file corpora (TSV/JSONL): e.g. {train: 0.8, valid: "
+                                                     "0.1, test: 0.1}, parts drawn by a hash of the segment ids")
+    directions: list[str] | None = _f(None, "train only these directions, e.g. [en-fr, fr-en]; null: every src != "
+                                            "tgt direction. evaluate, translate and serve then say when a "
+                                            "direction was not trained")
+    empty: str = _f("error", "an empty segment in any language: error | drop (drops it in every language and "
+                             "says how many)")
+    max_length: int = _f(256, "tokens per side; longer segments are truncated")
+    max_train_segments: int | None = _f(None, "use at most this many training segments (small-data runs, smoke "
+                                              "tests); null: all")
+    train_subset_seed: int | None = _f(None, "which segments max_train_segments keeps: null = the first ones in "
+                                             "corpus order; an integer = a fixed subset drawn by a hash of "
+                                             "(seed, segment id), independent of the file's order")
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 15
-    max_steps: int | None = None  # optimizer updates; stops early when reached
-    max_tokens: int = 4000
-    update_freq: int = 4
-    epoch_size: int | None = None  # examples per epoch; None = segments x directions
-    temperature: float = 5.0
-    lr: float = 3e-3
-    warmup_steps: int = 1000  # our choice: the paper does not state it
-    warmup_init_lr: float = 1e-7
-    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
-    adam_eps: float = 1e-8
-    weight_decay: float = 0.0
-    label_smoothing: float = 0.2
-    # fairseq (the paper): the target-language token is forced, never predicted (no label)
-    predict_language_token: bool = False
-    dropout: float = 0.1
-    clip_norm: float = 0.0  # 0 = no clipping
-    # an update whose loss or gradients are NaN/inf is skipped (weights untouched, as fairseq and
-    # HF's scaler do); this many in a row stop training with an error
-    max_nonfinite_updates: int = 10
-    precision: str = "auto"  # auto (bf16 on a bf16-capable GPU, else fp32) | bf16 | fp16 | fp32
-    seed: int = 1
-    save_every_steps: int = 0  # 0: checkpoint at the end of each epoch only
-    valid_max_examples: int = 2000
-    log_every_steps: int = 10
-    tensorboard: bool = True
+    epochs: int = _f(15, "passes over the training data (the paper: 15)")
+    max_steps: int | None = _f(None, "stop after this many optimizer updates; null: run every epoch")
+    max_tokens: int = _f(4000, "tokens per batch (padded, the longer side), batches mixing directions "
+                               "(the paper: 4000)")
+    update_freq: int = _f(4, "batches per optimizer update (the paper: 4)")
+    epoch_size: int | None = _f(None, "examples (segment x direction) per epoch; null: segments x directions")
+    temperature: float = _f(5.0, "temperature of the sampling over directions (1: proportional to data; the "
+                                 "paper: 5)")
+    lr: float = _f(3e-3, "peak learning rate (the paper: 3e-3 for LSLo on M2M-100 615M)")
+    warmup_steps: int = _f(1000, "updates of linear warm-up before the inverse-sqrt decay (our choice: the paper "
+                                 "does not state it)")
+    warmup_init_lr: float = _f(1e-7, "learning rate at the first update of the warm-up")
+    adam_betas: list[float] = _f([0.9, 0.98], "Adam's betas")
+    adam_eps: float = _f(1e-8, "Adam's epsilon")
+    weight_decay: float = _f(0.0, "Adam's weight decay")
+    label_smoothing: float = _f(0.2, "label smoothing of the cross-entropy (the paper: 0.2)")
+    predict_language_token: bool = _f(False, "train the target-language token as a label; false as fairseq and "
+                                             "the paper (the token is forced, never predicted)")
+    dropout: float = _f(0.1, "dropout of the base model during fine-tuning")
+    clip_norm: float = _f(0.0, "clip the gradient norm to this; 0: no clipping")
+    max_nonfinite_updates: int = _f(10, "an update whose loss or gradients are NaN/inf is skipped (weights "
+                                        "untouched); this many in a row stop training with an error")
+    precision: str = _f("auto", "auto (bf16 on a bf16-capable GPU, else fp32) | bf16 | fp16 | fp32")
+    seed: int = _f(1, "seed of the initialisation, the sampler and dropout")
+    save_every_steps: int = _f(0, "also checkpoint every this many updates; 0: at the end of each epoch only")
+    valid_max_examples: int = _f(2000, "validation examples (segment x direction) scored after each epoch, "
+                                       "spread evenly over the validation set")
+    log_every_steps: int = _f(10, "a metrics.csv row every this many updates")
+    tensorboard: bool = _f(True, "also log to RUN/tb when tensorboard is installed")
 
 
 @dataclass
 class EvalConfig:
-    beam: int = 5
-    max_new_tokens: int = 200
-    batch_size: int = 32
-    length_penalty: float = 1.0
-    spm_model: str | None = None  # SentencePiece model for spBLEU when sacrebleu's flores model is absent
-    # auto | flores101 | flores200: sacrebleu's model, used when present locally; auto = flores200
-    # for NLLB, flores101 for M2M-100 and the paper configs
-    spm_tokenizer: str = "auto"
-    directions: list[str] | None = None
-    max_segments: int | None = None  # evaluate on the first N test segments of every direction
+    beam: int = _f(5, "beam size of evaluate, translate and serve")
+    max_new_tokens: int = _f(200, "longest translation, in tokens")
+    batch_size: int = _f(32, "sentences per beam-search batch")
+    length_penalty: float = _f(1.0, "beam search's length penalty")
+    spm_model: str | None = _f(None, "SentencePiece model for spBLEU when sacrebleu's flores model is not on "
+                                     "disk (the signature names it)")
+    spm_tokenizer: str = _f("auto", "sacrebleu's model when present locally: auto (flores200 for NLLB, flores101 "
+                                    "for M2M-100) | flores101 | flores200")
+    directions: list[str] | None = _f(None, "directions evaluate scores by default; null: the trained ones "
+                                            "(data.directions), else all")
+    max_segments: int | None = _f(None, "score the first N test segments of every direction; null: all")
+
+
+# Input paths of a config: relative ones are read against the config file's directory first, then
+# the current directory (what worked before configs carried their own base); a run stores them
+# absolute, with the paths as written in ``written_paths``.
+PATH_FIELDS = ("model", "tokenizer", "data.path", "eval.spm_model", "init_from")
+
+
+def resolve_paths(data: dict[str, Any], base_dir: str | Path | None = None) -> dict[str, Any]:
+    """Make the input paths of a config mapping absolute, in place; returns ``data``.
+
+    A relative path is looked up in ``base_dir`` (the config file's directory), then in the
+    current directory; the first that exists is used. A path found in neither (a hub id, or a
+    file still to come) stays as written, so its error names what the user wrote. An absolute path
+    that no longer exists (a run directory moved to another machine) falls back to the path as
+    written, looked up the same way. ``written_paths`` records what was written."""
+    if not isinstance(data, dict):
+        return data
+    written = data.get("written_paths")
+    written = dict(written) if isinstance(written, dict) else {}
+    for dotted in PATH_FIELDS:
+        *parents, leaf = dotted.split(".")
+        node: Any = data
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or not isinstance(node.get(leaf), str) or not node[leaf]:
+            continue
+        value = node[leaf]
+        path = Path(value).expanduser()
+        if path.is_absolute():
+            if path.exists():
+                continue
+            original = written.get(dotted)
+            if not original or Path(original).is_absolute():
+                continue
+            path = Path(original)
+        cands = ([Path(base_dir) / path] if base_dir is not None else []) + [Path.cwd() / path]
+        found = next((c for c in cands if c.exists()), None)
+        if found is not None:
+            written.setdefault(dotted, value)
+            node[leaf] = str(found.resolve())
+    if written:
+        data["written_paths"] = written
+    return data
 
 
 @dataclass
 class RunConfig:
-    model: str = ""
-    tokenizer: str | None = None
-    output_dir: str = "runs/run"
-    method: str = "lslo"  # lslo | lora (one shared LoRA) | full (full-parameter fine-tuning)
-    lora_rank: int = 8  # rank of the shared LoRA (method: lora)
-    lslo: LSLoConfig = field(default_factory=LSLoConfig)
-    # Start from another run's adapters (languages it has), e.g. to add a language later.
-    init_from: str | None = None
-    # Only these languages' adapters are trained; the others stay bit-identical. None = all.
-    trainable_languages: list[str] | None = None
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    pruning: PruningConfig = field(default_factory=PruningConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
+    model: str = _f("", "the base model: a local Hugging Face model directory (relative: from the config file's "
+                        "directory, else the current one)")
+    tokenizer: str | None = _f(None, "tokenizer directory; null: the model's")
+    output_dir: str = _f("runs/run", "the run directory `lslo train` writes (relative: from the current "
+                                     "directory); --output-dir overrides it")
+    method: str = _f("lslo", "lslo | lora (one shared LoRA) | full (full-parameter fine-tuning)")
+    lora_rank: int = _f(8, "rank of the shared LoRA (method: lora)")
+    lslo: LSLoConfig = field(default_factory=LSLoConfig, metadata={"help": "the adapters: languages, ranks, "
+                                                                            "positions and routing"})
+    init_from: str | None = _f(None, "start from another run's adapters (the languages it has), e.g. to add a "
+                                     "language later")
+    trainable_languages: list[str] | None = _f(None, "train only these languages' adapters; the others stay "
+                                                     "bit-identical. null: all")
+    data: DataConfig = field(default_factory=DataConfig, metadata={"help": "the corpus and its splits"})
+    train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "optimisation"})
+    pruning: PruningConfig = field(default_factory=PruningConfig, metadata={"help": "gradual magnitude pruning"})
+    eval: EvalConfig = field(default_factory=EvalConfig, metadata={"help": "evaluate, translate and serve"})
+    written_paths: dict[str, str] | None = _f(None, "written by lslo: the input paths as the user wrote them "
+                                                    "(the fields hold them absolute)")
 
     def validate(self) -> RunConfig:
         if not self.model:
@@ -206,6 +274,15 @@ class RunConfig:
             raise ConfigError(f"eval.spm_tokenizer: expected auto, flores101 or flores200, got {self.eval.spm_tokenizer!r}")
         return self
 
+    def absolute_paths(self) -> RunConfig:
+        """Make relative input paths absolute against the current directory (a run made from a
+        config mapping rather than a file); returns self."""
+        data = resolve_paths(self.to_dict())
+        self.model, self.tokenizer, self.init_from = data["model"], data["tokenizer"], data["init_from"]
+        self.data.path, self.eval.spm_model = data["data"]["path"], data["eval"]["spm_model"]
+        self.written_paths = data.get("written_paths")
+        return self
+
     def adapter_config(self) -> LSLoConfig:
         """The LSLo config the chosen method injects (shared LoRA / no adapters for the baselines)."""
         data = self.lslo.to_dict()
@@ -255,8 +332,10 @@ class RunConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping of sections (model, lslo, data, ...) at the top, "
                               f"got a {type(data).__name__}")
+        resolve_paths(data, Path(path).resolve().parent)  # the file's relative paths: from its directory
         for item in overrides or []:
             apply_override(data, item)
+        resolve_paths(data)  # an override's relative path: from the current directory
         try:
             return cls.from_dict(data)
         except ConfigError as e:
@@ -285,3 +364,36 @@ def apply_override(data: dict[str, Any], item: str) -> None:
             raise ConfigError(f"--set {item!r}: {part} is not a mapping")
         node = node[part]
     node[parts[-1]] = value
+
+
+def reference_yaml(width: int = 100) -> str:
+    """Every config field with its default and help text, as YAML a user can start from
+    (``lslo config --defaults``; the README's configuration reference is this text)."""
+    import textwrap
+
+    def value(v: Any) -> str:
+        text = yaml.safe_dump(v, default_flow_style=True, sort_keys=False, allow_unicode=True, width=1000).strip()
+        return text[:-4].strip() if text.endswith("\n...") else text.removesuffix("...").strip()
+
+    def section(obj: Any, indent: str) -> list[str]:
+        out: list[str] = []
+        for f in dataclasses.fields(obj):
+            help_text = f.metadata.get("help", "")
+            for line in textwrap.wrap(help_text, width - len(indent) - 2):
+                out.append(f"{indent}# {line}")
+            v = getattr(obj, f.name)
+            if dataclasses.is_dataclass(v):
+                out.append(f"{indent}{f.name}:")
+                out += section(v, indent + "  ")
+            elif f.name == "languages" and v == []:
+                out.append(f"{indent}{f.name}:  # e.g. (codes: en, eng or eng_Latn; level: high | medium | low)")
+                out.append(f"{indent}  - {{code: en, level: high}}")
+                out.append(f"{indent}  - {{code: wo, level: low, rank: 8}}")
+            else:
+                out.append(f"{indent}{f.name}: {value(v)}")
+        return out
+
+    head = ["# lslo run configuration: every field, its default and what it does (lslo config --defaults).",
+            "# Relative input paths (model, tokenizer, data.path, eval.spm_model, init_from) are read from this",
+            "# file's directory, else from the current one; output_dir is relative to the current directory."]
+    return "\n".join(head + section(RunConfig(), "")) + "\n"

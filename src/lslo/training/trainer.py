@@ -23,6 +23,7 @@ import os
 import random
 import shutil
 import signal
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -98,6 +99,7 @@ class TrainResult:
     last_train_loss: float | None
     first_train_loss: float | None
     interrupted: bool
+    already_finished: bool = False  # resumed a run that had reached its end: nothing was trained
 
 
 class Trainer:
@@ -163,6 +165,7 @@ class Trainer:
         self._setup_data()
         self._setup_optimizer()
         self._setup_pruner()
+        self._check_pruning_fits()
         self.step = 0
         self.epoch = 0
         self.best_valid: float | None = None
@@ -218,6 +221,34 @@ class Trainer:
                 raise ConfigError("pruning.enabled: pruning applies to adapters; not available with method: full")
             self.pruner = Pruner(find_lslo_modules(self.model), cfg.pruning)
             self.pruner.attach(self.optimizer)
+
+    def _check_pruning_fits(self) -> None:
+        """Say so when the pruning schedule does not fit in the training (it would otherwise end
+        with fewer pruned weights than configured, or none, without a word)."""
+        c, t = self.cfg.pruning, self.cfg.train
+        self.pruning_note = None
+        if self.pruner is None:
+            return
+        per_epoch = max(1, math.ceil(len(self.sampler) / t.update_freq))
+        steps = t.epochs * per_epoch if not t.max_steps else min(t.max_steps, t.epochs * per_epoch)
+        length = steps if c.unit == "step" else (t.epochs if not t.max_steps else min(t.epochs, steps // per_epoch))
+        unit = "updates" if c.unit == "step" else "epochs"
+        end = c.start + c.duration
+        if end <= length:
+            return
+        from lslo.pruning.schedule import cubic_ratio
+
+        reached = cubic_ratio(length, c.start, c.duration, c.final_ratio)
+        if c.start >= length:
+            msg = (f"pruning never runs: it starts at {c.start:g} {unit} (pruning.start) but training ends after "
+                   f"{length:g} {unit}")
+        else:
+            msg = (f"pruning will not finish: its schedule ends at {end:g} {unit} (pruning.start + pruning.duration) "
+                   f"but training ends after {length:g} {unit}, at a ratio of {reached:.2f} instead of "
+                   f"{c.final_ratio:g}")
+        self.pruning_note = msg + "; shorten the schedule or train longer"
+        if self.is_main:
+            print(f"lslo: warning: {self.pruning_note}", file=sys.stderr, flush=True)
 
     def _init_from(self, source: str) -> None:
         """Copy the adapters of every language the source run has (a run dir or an adapter dir)."""
@@ -468,16 +499,24 @@ class Trainer:
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.setup()
+        t = cfg.train
         if resume:
             self.load_checkpoint()
+            if self.epoch >= t.epochs or (t.max_steps and self.step >= t.max_steps):
+                # nothing left to train: leave the run's files exactly as they are
+                return TrainResult(self.run_dir, self.step, self.epoch, self.best_valid, self.last_loss,
+                                   self.first_loss, False, already_finished=True)
         elif self.is_main:
             # a fresh start (--overwrite, or a first attempt killed before its first checkpoint):
             # nothing of an earlier attempt may survive to be mistaken for this run's logs or weights
-            for stale in ("checkpoints", "tb", "report"):
-                if (self.run_dir / stale).exists():
+            for stale in ("checkpoints", "tb", "report", *(p.name for p in self.run_dir.glob("eval-*"))):
+                if (self.run_dir / stale).is_dir():  # eval-*: scores of the earlier run's weights
                     shutil.rmtree(self.run_dir / stale)
             for stale in ("metrics.csv", "parameters.json"):
                 (self.run_dir / stale).unlink(missing_ok=True)
+            # the run records absolute paths (and the paths as written), so it works from anywhere
+            cfg.absolute_paths()
+            cfg.output_dir = str(self.run_dir.resolve())
             cfg.save(self.run_dir / "config.yaml")
         self.tb = None
         if cfg.train.tensorboard and self.is_main:
@@ -487,7 +526,6 @@ class Trainer:
                 self.tb = SummaryWriter(str(self.run_dir / "tb"))
             except Exception:  # tensorboard not installed: CSV only
                 self.tb = None
-        t = cfg.train
         start = time.time()
         interrupted = False
         with _StopFlag() as stop:

@@ -64,6 +64,16 @@ class LanguageSpec:
             raise ConfigError(f"{where}.token: expected a non-empty string, got {self.token!r}")
 
 
+def _short_code(code: str) -> str:
+    """A known language's short code (what corpus readers give), else the code as written."""
+    from lslo.tuner.langcodes import UnknownLanguageError, to_short
+
+    try:
+        return to_short(code)
+    except UnknownLanguageError:
+        return code
+
+
 def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
@@ -206,6 +216,8 @@ class LSLoConfig:
                     )
             if "code" not in item:
                 raise ConfigError(f"{where}.languages[{i}].code: missing")
+            if isinstance(item["code"], str) and item["code"].strip():  # eng / eng_Latn / __en__ -> en,
+                item = {**item, "code": _short_code(item["code"].strip())}  # as corpora and the CLI name it
             parsed.append(LanguageSpec(**item))
         kwargs["languages"] = parsed
         try:

@@ -21,6 +21,7 @@ from lslo.tuner.layer import LSLoLinear, set_submodule
 
 def merge(model: nn.Module, src: str, tgt: str) -> nn.Module:
     """A plain copy of the base model with direction src->tgt folded into its weights."""
+    src, tgt = model.resolve_language(src), model.resolve_language(tgt)
     si, ti = model.lang_ids([src, tgt]).tolist()
     if model.shared:
         si = ti = 0
@@ -45,6 +46,7 @@ def merge(model: nn.Module, src: str, tgt: str) -> nn.Module:
 def save_merged(model: nn.Module, src: str, tgt: str, directory: str | Path) -> Path:
     """Write a model directory that AutoModelForSeq2SeqLM loads without lslo."""
     out = Path(directory)
+    src, tgt = model.resolve_language(src), model.resolve_language(tgt)
     merged = merge(model, src, tgt)
     merged.save_pretrained(str(out))
     if model.tokenizer is not None:

@@ -144,12 +144,20 @@ class LSLoModel(nn.Module):
                 raise LanguageError(f"language id out of range 0..{len(self.config.codes) - 1}")
             return langs
         codes = self.config.codes
-        out = []
-        for code in langs:
-            if code not in codes:
-                raise LanguageError(f"language {code!r} is not configured; configured: {', '.join(codes)}")
-            out.append(codes.index(code))
-        return torch.tensor(out, dtype=torch.long)
+        return torch.tensor([codes.index(self.resolve_language(code)) for code in langs], dtype=torch.long)
+
+    def resolve_language(self, code: str) -> str:
+        """The configured code for ``code`` given as configured, FLORES-101 (``eng``), FLORES-200
+        (``eng_Latn``) or a language token (``__en__``); a one-line LanguageError otherwise."""
+        from lslo.tuner.langcodes import UnknownLanguageError, resolve_code
+
+        codes = self.config.codes
+        if isinstance(code, str) and code in codes:
+            return code
+        try:
+            return resolve_code(code, list(codes))
+        except (UnknownLanguageError, TypeError):
+            raise LanguageError(f"language {code!r} is not configured; configured: {', '.join(codes)}") from None
 
     @contextlib.contextmanager
     def route(self, src_lang, tgt_lang):
@@ -218,6 +226,22 @@ class LSLoModel(nn.Module):
     def parameter_report(self) -> dict[str, Any]:
         """See :func:`lslo.tuner.params.parameter_report`."""
         return params.parameter_report(self)
+
+    # PEFT's method names (the installed PEFT cannot register LSLo as a method of its own; README)
+    def get_nb_trainable_parameters(self) -> tuple[int, int]:
+        """(trainable, all) parameters, counted as PEFT's method of that name counts them."""
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return trainable, sum(p.numel() for p in self.parameters())
+
+    def print_trainable_parameters(self) -> None:
+        """PEFT's one-line summary: ``trainable params: ... || all params: ... || trainable%: ...``."""
+        trainable, total = self.get_nb_trainable_parameters()
+        print(f"trainable params: {trainable:,d} || all params: {total:,d} || "
+              f"trainable%: {100 * trainable / max(total, 1):.4f}")
+
+    def save_pretrained(self, directory: str | Path, **_: Any) -> Path:
+        """PEFT's name for :meth:`save_adapters` (lslo's files; load with :meth:`from_pretrained`)."""
+        return self.save_adapters(directory)
 
     def adapter_state(self) -> dict[str, torch.Tensor]:
         return serialization.adapter_state(self)

@@ -138,9 +138,12 @@ def export_peft(
 
     from lslo.tuner.model import tokenizer_lang_code
 
+    src, tgt = model.resolve_language(src), model.resolve_language(tgt)
     state, fields = peft_lora_for_direction(model, src, tgt, drop_dead=drop_dead)
     skipped = fields.pop("skipped_modules")
     base = base_model if base_model is not None else _base_path(model)
+    if base and not Path(base).is_absolute() and Path(base).exists():  # loads from any directory
+        base = str(Path(base).resolve())
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _write_lora_config(out, fields, base)
@@ -222,9 +225,11 @@ def _readme(info: dict[str, Any], fields: dict[str, Any]) -> str:
         "",
         "```python",
         "from peft import PeftModel",
+        "import torch",
         "from transformers import AutoModelForSeq2SeqLM, AutoTokenizer",
         "",
-        f'base = AutoModelForSeq2SeqLM.from_pretrained("{base}")',
+        "# float32, as lslo trained and exported it (transformers 5 would otherwise keep the file's dtype)",
+        f'base = AutoModelForSeq2SeqLM.from_pretrained("{base}", dtype=torch.float32)',
         'model = PeftModel.from_pretrained(base, "THIS_DIR").eval()',
         'tok = AutoTokenizer.from_pretrained("THIS_DIR")',
         'batch = tok(["..."], return_tensors="pt")',

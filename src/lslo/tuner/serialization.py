@@ -148,16 +148,72 @@ def load_adapter_state(model: nn.Module, state: dict[str, torch.Tensor], path: P
         raise AdapterError(f"{path}: unexpected tensor {extra[0]} (and {len(extra) - 1} more); config mismatch?")
 
 
+def run_checkpoint(run_dir: str | Path) -> tuple[Path, str] | None:
+    """``(checkpoint directory, "best" | "last")`` of an ``lslo train`` run directory: ``best`` when
+    the run has one, else ``last``; None when ``run_dir`` is not a run directory."""
+    run = Path(run_dir)
+    if (run / ADAPTER_CONFIG).is_file() or not (run / "config.yaml").is_file():
+        return None
+    for name in ("best", "last"):
+        for cand in (run / "checkpoints" / name, run / "checkpoints" / f".{name}.old"):  # .old: a kill mid-save
+            if (cand / ADAPTER_CONFIG).is_file():
+                return cand, name
+    raise AdapterError(f"{run}: a run directory without a checkpoint (not trained yet, or killed before its first "
+                       "checkpoint was written)")
+
+
+def _run_base(run: Path) -> tuple[str, str | None]:
+    """(base model, tokenizer) of a run directory, from its config.yaml; relative paths (runs made
+    before runs stored absolute paths) are looked up from the run directory, then the current one."""
+    import yaml
+
+    try:
+        data = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as e:
+        raise AdapterError(f"{run / 'config.yaml'}: unreadable ({type(e).__name__})") from None
+
+    def find(value: Any) -> str | None:
+        if not value:
+            return None
+        p = Path(str(value))
+        for cand in ([p] if p.is_absolute() else [run / p, Path.cwd() / p]):
+            if cand.exists():
+                return str(cand)
+        return str(value)
+
+    return find(data.get("model")) or "", find(data.get("tokenizer"))
+
+
 def from_pretrained(cls: type, adapter_dir: str | Path, base: nn.Module | str | None = None, tokenizer: Any = None):
-    """Load saved adapters into a freshly loaded base model (a model object or a directory)."""
+    """Load saved adapters into a freshly loaded base model (a model object or a directory).
+
+    ``adapter_dir`` is an adapter directory (``adapters.safetensors`` + ``adapter_config.json``) or
+    an ``lslo train`` run directory: then its ``best`` checkpoint, else its ``last``, is loaded and
+    the choice is printed on stderr (``model.loaded_checkpoint`` holds it)."""
+    import sys
+
+    picked = run_checkpoint(adapter_dir)
+    run_base, run_tok, used = None, None, None
+    if picked is not None:
+        run = Path(adapter_dir)
+        adapter_dir, used = picked
+        run_base, run_tok = _run_base(run)
+        if list(Path(adapter_dir).glob("model*.safetensors")):  # full fine-tuning: the checkpoint is the base
+            run_tok, run_base = run_tok or run_base, str(adapter_dir)
+        why = "the lowest validation loss" if used == "best" else "the run has no 'best' checkpoint"
+        print(f"lslo: {run}: loading checkpoint '{used}' ({why})", file=sys.stderr)
     cfg_path = Path(adapter_dir) / ADAPTER_CONFIG
     meta = read_adapter_config(adapter_dir)
     if base is None or isinstance(base, (str, Path)):
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-        base_dir = str(base or meta.get("base_model") or "")
+        base_dir = str(base or run_base or meta.get("base_model") or "")
         if not base_dir:
             raise AdapterError(f"{cfg_path}: no base model recorded; pass base=")
+        if Path(base_dir).is_absolute() and not Path(base_dir).is_dir():
+            raise AdapterError(f"{cfg_path}: base model {base_dir} is not a directory; pass base=")
+        if tokenizer is None and run_tok:
+            tokenizer = AutoTokenizer.from_pretrained(run_tok)
         base = AutoModelForSeq2SeqLM.from_pretrained(base_dir, dtype=torch.float32)  # not the file's dtype
         if tokenizer is None:
             tokenizer = AutoTokenizer.from_pretrained(base_dir)
@@ -166,4 +222,6 @@ def from_pretrained(cls: type, adapter_dir: str | Path, base: nn.Module | str | 
     if model.encoder_routing != meta["encoder_routing"] or model.decoder_routing != meta["decoder_routing"]:
         raise AdapterError(f"{cfg_path}: saved routing does not match this base model's depth")
     model.load_adapters(adapter_dir)
+    if used is not None:
+        model.loaded_checkpoint = used
     return model

@@ -28,6 +28,11 @@ def translate(
     tokens = model.language_tokens()
     if not (len(texts) == len(src_langs) == len(tgt_langs)):
         raise ValueError("translate: texts, src_langs and tgt_langs must have the same length")
+    # any accepted code form (eng, eng_Latn, __en__) names the configured language
+    resolve = getattr(model, "resolve_language", None)
+    if resolve is not None:
+        known = {c: resolve(c) for c in set(src_langs) | set(tgt_langs)}
+        src_langs, tgt_langs = [known[c] for c in src_langs], [known[c] for c in tgt_langs]
     for code in set(src_langs) | set(tgt_langs):
         tokens.index(code)  # unknown language: a clear error before any work
     pieces = model.tokenizer(list(texts), add_special_tokens=False)["input_ids"] if texts else []
