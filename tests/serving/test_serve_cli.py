@@ -196,5 +196,6 @@ def test_web_page_translates_in_a_headless_browser(server, tmp_path):
         browser.find_element(By.ID, "go").click()
         wait.until(lambda b: b.find_element(By.ID, "error").text)
         assert "api_key" in browser.find_element(By.ID, "error").text
+        assert browser.find_element(By.ID, "output").text == ""  # the previous translation is gone
     finally:
         browser.quit()
