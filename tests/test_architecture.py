@@ -23,6 +23,7 @@ RANK = {
     "serving": 5,
     "search": 6,
     "experiments": 6,
+    "hf": 6,
     "cli": 7,
     "testbed": 8,
 }

@@ -58,6 +58,22 @@ def evaluate_model(
         bar.update(len(chunk))
     bar.close()
     levels = {c: model.config.language(c).level for c in model.config.codes}
+    return score_hypotheses(hyps, corpus, directions, levels, n, spbleu, beam)
+
+
+def score_hypotheses(
+    hyps: dict[tuple[str, str], list[str]],
+    corpus: MultiWayCorpus,
+    directions: list[tuple[str, str]],
+    levels: dict[str, str],
+    n: int,
+    spbleu: SpBleu,
+    beam: int,
+) -> dict[str, Any]:
+    """Score translations of the first ``n`` segments of every direction against ``corpus``: chrF++
+    and (when available) spBLEU per direction, averaged per resource group (``levels``) and over all,
+    with signatures; the structure :func:`evaluate_model` returns (``lslo.hf`` scores the hypotheses
+    of a Trainer's ``predict_with_generate`` with it)."""
     per_dir: dict[str, dict[str, Any]] = {}
     groups: dict[str, list[dict[str, float]]] = defaultdict(list)
     for s, t in directions:
