@@ -318,6 +318,7 @@ def main() -> int:
                                  "subset_seed": SUBSET_SEED, "pruning": args.prune, "beam": BEAM,
                                  "segments_per_direction": args.segments, "curve_segments": args.curve_segments,
                                  "directions": len(dirs)}})
+        doc["short_budget"] = short_budget(base)
         result["machine"] = {"cpus": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__}
         result["command"] = "python benchmarks/regime.py " + " ".join(sys.argv[1:])
         doc["results"][key] = result
@@ -335,6 +336,32 @@ def main() -> int:
         print(f"regime.py: plots not drawn ({type(e).__name__}: {e})", file=sys.stderr)
     print(markdown(doc))
     return 0
+
+
+def short_budget(base: Path) -> dict | None:
+    """The short-budget point of benchmarks/quality.py (1,000 updates over the whole dev split) for
+    the data-size plot: its full fine-tuning (lr 1e-3) and LSLo + pruning, all-directions chrF++, and
+    the fraction of an epoch its updates cover (counted with the same sampler and batch size)."""
+    path = ROOT / "benchmarks" / "results" / "quality_1000.json"
+    if not path.is_file():
+        return None
+    q = json.loads(path.read_text(encoding="utf-8"))
+    res = q["results"]
+    if "full:lr=1e-3" not in res or "lslo+prune" not in res:
+        return None
+    from lslo.training import Trainer
+    from lslo.training.config import RunConfig
+
+    data = regime_config("lslo+prune", Path("RUN"), base, 1, 1)
+    data["data"]["max_train_segments"] = None
+    trainer = Trainer(RunConfig.from_dict(data), Path("RUN"), quiet=True)
+    trainer.tokenizer = __import__("transformers").AutoTokenizer.from_pretrained(str(base))
+    trainer._setup_data()
+    per_epoch = len(trainer.sampler)
+    return {"source": "benchmarks/results/quality_1000.json", "train_segments": len(trainer.splits["train"]),
+            "updates": q["steps"], "updates_per_epoch": per_epoch, "epochs": round(q["steps"] / per_epoch, 3),
+            "full": res["full:lr=1e-3"]["groups"]["all"]["chrf++"],
+            "lslo+prune": res["lslo+prune"]["groups"]["all"]["chrf++"]}
 
 
 # --------------------------------------------------------------------------- reporting
@@ -407,13 +434,24 @@ def make_plots(doc: dict, out: Path) -> list[Path]:
         best = _pick(res, r["n"], r["method"], bool(r.get("pruning")))
         if best is r:
             cur[r["n"]] = r["checkpoints"]["last"]["groups"]["all"]["chrf++"]
-    if any(len(v) > 1 for v in fams.values()):
-        fig, ax = plt.subplots(figsize=(6, 4))
+    short = doc.get("short_budget")
+    if fams and (any(len(v) > 1 for v in fams.values()) or short):
+        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        colors = {"full fine-tuning": "#d62728", "LSLo + pruning": "#2ca02c", "LSLo": "#1f77b4"}
         for fam, pts in fams.items():
             xs = sorted(pts)
-            ax.plot(xs, [pts[x] for x in xs], marker="o", label=fam)
+            ax.plot(xs, [pts[x] for x in xs], marker="o", label=f"{fam} (15 epochs)", color=colors.get(fam))
+        if short:
+            for fam, key in (("full fine-tuning", "full"), ("LSLo + pruning", "lslo+prune")):
+                ax.scatter([short["train_segments"]], [short[key]], marker="s", facecolors="none",
+                           edgecolors=colors[fam], s=60,
+                           label=f"{fam}: short budget ({short['updates']} updates = {short['epochs']:.2f} epoch)")
+        base = next((r for r in res.values() if r["variant"] == "none"), None)
+        if base:
+            ax.axhline(base["checkpoints"]["base"]["groups"]["all"]["chrf++"], color="black", ls="--", lw=1,
+                       label="base")
         ax.set_xscale("log")
-        ax.set_xlabel("training segments per language (15 epochs)")
+        ax.set_xlabel("training segments per language")
         ax.set_ylabel("all-directions chrF++ (last checkpoint)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -7,7 +7,7 @@ cheap)::
 
 Layers, from the bottom up (each imports only those to its left; ``tests/test_architecture.py``):
 ``errors`` <- ``pruning`` <- ``tuner`` <- ``data`` <- ``training`` <- ``evaluation`` /
-``reporting`` <- ``search`` / ``experiments`` <- ``cli``; ``testbed`` (offline corpora, base
+``reporting`` <- ``search`` / ``experiments`` / ``hf`` <- ``cli``; ``testbed`` (offline corpora, base
 model, demo) is reached only from the CLI, benchmarks and tests.
 """
 
