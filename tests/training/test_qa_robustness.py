@@ -338,3 +338,16 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.startswith("lslo ")
+
+
+def test_search_sweep_levels_and_translate_never_write_into_the_base(project, run, tmp_path, capsys):
+    root, cfg = project
+    base = root / "model"
+    one_line_error(capsys, main(["search", str(cfg), "--output-dir", str(base / "s")]), "inside the base model")
+    one_line_error(capsys, main(["sweep", str(cfg), "--ranks", "2/2/8", "--out", str(base / "w")]),
+                   "inside the base model")
+    one_line_error(capsys, main(["levels", str(cfg), "--counts", "en=100,fr=50,ha=10", "--out",
+                                 str(base / "config.json")]), "base model")
+    one_line_error(capsys, main(["translate", str(run), "--src", "en", "--tgt", "fr", "--output",
+                                 str(base / "x.txt")]), "base model")
+    assert not (base / "s").exists() and not (base / "w").exists() and not (base / "x.txt").exists()

@@ -135,14 +135,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    from lslo.cli.outputs import OutputError, run_direction
+    from lslo.cli.outputs import OutputError, check_output_file, run_direction
     from lslo.training import load_run
 
     cfg, model = load_run(args.run, checkpoint=args.checkpoint, device=args.device)
     src, tgt = run_direction(cfg, args.src, args.tgt, allow_same=args.allow_same_language,
                              warn=lambda m: print(f"lslo translate: warning: {m}", file=sys.stderr))
-    if args.output and Path(args.output).is_dir():
-        raise OutputError(f"--output {args.output}: is a directory, expected a file path")
+    if args.output:
+        check_output_file(args.output, "--output", {"the run's base model": cfg.model,
+                                                    "the run's checkpoints": Path(args.run) / "checkpoints"})
     if args.input:
         path = Path(args.input)
         if not path.is_file():

@@ -88,6 +88,12 @@ def cmd_levels(args: argparse.Namespace) -> int:
     new = apply_levels(data, levels)
     LSLoConfig.from_dict(new["lslo"], where="lslo")  # the result must be a valid config
     if args.out:
+        from lslo.cli.outputs import check_output_file
+
+        from lslo.training.config import resolve_paths
+
+        model = resolve_paths({"model": data.get("model")}, Path(args.config).resolve().parent).get("model")
+        check_output_file(args.out, "--out", {"the base model": model} if isinstance(model, str) and model else None)
         Path(args.out).write_text(yaml.safe_dump(new, sort_keys=False, allow_unicode=True), encoding="utf-8")
         print(f"wrote {args.out}")
     return 0

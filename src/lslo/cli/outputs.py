@@ -146,3 +146,37 @@ def trained_directions(cfg) -> set[tuple[str, str]] | None:
 def untrained_note(cfg, src: str, tgt: str) -> str:
     return (f"{src}->{tgt} was not trained (the run trained {len(cfg.data.directions or [])} directions, "
             "data.directions); its adapters never saw this pair")
+
+
+def protect_from_config(config: str | Path, out: str | Path | None, flag: str, overrides: list[str] | None = None) -> None:
+    """For commands that write a directory of their own (``search``, ``sweep``): refuse one that is a
+    file, the config's base model (or inside it), or another run directory."""
+    if out is None:
+        return
+    from lslo.training.config import RunConfig
+
+    try:
+        model = RunConfig.load(config, overrides or []).model
+    except LSLoError:
+        return  # the command's own loading reports a bad config in its words
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{flag} {path}: is a file, expected a directory; give a directory path")
+    p = Path(model).expanduser().resolve()
+    if model and p.exists() and _inside(path.expanduser().resolve(), p):
+        raise OutputError(f"{flag} {path}: is inside the base model ({p}); lslo never writes there: choose "
+                          "another directory")
+
+
+def check_output_file(out: str | Path, flag: str, protected: dict[str, str | Path] | None = None) -> Path:
+    """A file to write: never a directory, never inside a protected directory (a base model, a run's
+    checkpoints)."""
+    path = Path(out).expanduser()
+    if path.is_dir():
+        raise OutputError(f"{flag} {path}: is a directory, expected a file path")
+    resolved = path.resolve()
+    for what, p in (protected or {}).items():
+        p = Path(p).expanduser().resolve()
+        if p in resolved.parents:
+            raise OutputError(f"{flag} {path}: is inside {what} ({p}); lslo never writes there: choose another path")
+    return path

@@ -8,8 +8,11 @@ import sys
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from lslo.cli.outputs import protect_from_config
     from lslo.search import run_search
     from lslo.tuner.layer import SHARED
+
+    protect_from_config(args.config, args.output_dir, "--output-dir", list(args.set or []))
 
     overrides = list(args.set or [])
     if args.per_position:

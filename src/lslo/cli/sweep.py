@@ -43,7 +43,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from lslo.cli.outputs import protect_from_config
     from lslo.experiments.sweep import make_variants, run_sweep, split_list
+
+    if not args.list:
+        protect_from_config(args.config, args.out, "--out", list(args.set or []))
 
     variants = make_variants(split_list(args.ranks), split_list(args.positions), args.design)
     if args.list:
