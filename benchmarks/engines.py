@@ -1,0 +1,285 @@
+"""lslo's mixed-direction generation against CTranslate2 on the same base, side by side.
+
+    python benchmarks/engines.py [--shape testbed|m2m100_418M] [--segments 64] [--beam 4]
+                                 [--repeats 3] [--threads 2] [--json benchmarks/results/engines.json]
+
+Engines (``--engines``), each run in its own process, alternating, ``--repeats`` times (medians):
+
+- ``lslo``: ``LSLoModel.translate`` with LSLo adapters on every paper position (unmerged, at their
+  zero init, so they cost what trained ones cost and leave the base's output), one batch mixing
+  directions: the path of ``lslo translate``, ``evaluate`` and ``serve``;
+- ``hf-base``: the same batches through transformers' ``generate`` on the plain base (no adapters,
+  transformers' own beam-search cache);
+- ``ct2-float32`` / ``ct2-int8``: CTranslate2 on the base converted by its own
+  ``TransformersConverter``, one target prefix per sentence (``__de__``), ``compute_type`` float32
+  or int8.
+
+All engines get the same segments (``--segments`` random (segment, direction) pairs of the test
+split, seeded, every direction of the config possible), beam size, length limit and length penalty,
+and report segments/s, generated tokens/s, peak RSS, the share of translations identical to
+``lslo``'s and chrF++ against the references (``--shape testbed`` only: the 418M shape has random
+weights, so only its speed means anything).
+
+The CTranslate2 converter reads the language tokens from the tokenizer's special tokens; tokenizers
+saved by lslo before the language tokens were marked special (``lslo.testbed.tiny``) lose them in
+the conversion ("vocabulary has size 16008 but the model expected 16108"), so the benchmark
+converts a copy whose tokenizer config marks them (``mark_language_tokens_special``) when needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+ENGINES = ("lslo", "hf-base", "ct2-float32", "ct2-int8")
+
+
+def pick(corpus, codes: list[str], n: int, seed: int) -> list[dict]:
+    """``n`` seeded (segment, direction) pairs with their references."""
+    rng = random.Random(seed)
+    dirs = [(s, t) for s in codes for t in codes if s != t]
+    out = []
+    for _ in range(n):
+        s, t = rng.choice(dirs)
+        i = rng.randrange(len(corpus))
+        out.append({"src": s, "tgt": t, "text": corpus.texts[s][i], "ref": corpus.texts[t][i]})
+    return out
+
+
+def lslo_layout(cfg) -> dict:
+    return cfg.lslo.to_dict()
+
+
+# --------------------------------------------------------------------------- workers (own process)
+def worker(engine: str, work: dict, threads: int) -> dict:
+    import torch
+
+    torch.set_num_threads(threads)
+    texts = [w["text"] for w in work["items"]]
+    src = [w["src"] for w in work["items"]]
+    tgt = [w["tgt"] for w in work["items"]]
+    g = work["gen"]
+    if engine in ("lslo", "hf-base"):
+        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+        from lslo.tuner import LSLoConfig, LSLoModel
+
+        base = AutoModelForSeq2SeqLM.from_pretrained(work["base"], dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(work["base"])
+        layout = dict(work["lslo"])
+        if engine == "hf-base":
+            layout.update(encoder_positions=[], decoder_positions=[])
+        model = LSLoModel(base, LSLoConfig.from_dict(layout), tok).eval()
+
+        def run(tx, s, t):
+            return model.translate(tx, s, t, batch_size=g["batch_size"], max_tokens=g["max_tokens"],
+                                   num_beams=g["beam"], max_new_tokens=g["max_new_tokens"],
+                                   length_penalty=g["length_penalty"], beam_cache=engine == "lslo")
+
+        def count(outs):
+            return sum(len(x) for x in tok(outs, add_special_tokens=False)["input_ids"])
+    else:
+        import ctranslate2
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(work["base"])
+        translator = ctranslate2.Translator(work["ct2"], device="cpu", compute_type=engine.split("-")[1],
+                                            inter_threads=1, intra_threads=threads)
+        lang = {c: tok.convert_ids_to_tokens(tok.convert_tokens_to_ids(f"__{c}__")) for c in set(src) | set(tgt)}
+
+        def run(tx, s, t):
+            sources = []
+            for text, code in zip(tx, s):
+                ids = tok(text, add_special_tokens=False)["input_ids"][: g["max_source_tokens"]]
+                sources.append([lang[code], *tok.convert_ids_to_tokens(ids), tok.eos_token])
+            res = translator.translate_batch(sources, target_prefix=[[lang[c]] for c in t], beam_size=g["beam"],
+                                             max_decoding_length=g["max_new_tokens"] + 1,
+                                             length_penalty=g["length_penalty"], max_batch_size=g["batch_size"],
+                                             batch_type="examples")
+            return [tok.decode(tok.convert_tokens_to_ids(r.hypotheses[0][1:]), skip_special_tokens=True).strip()
+                    for r in res]
+
+        def count(outs):
+            return sum(len(x) for x in tok(outs, add_special_tokens=False)["input_ids"])
+    run(texts[:2], src[:2], tgt[:2])  # warm-up: first-call allocations and lazy init stay out of the time
+    t0 = time.perf_counter()
+    outs = run(texts, src, tgt)
+    seconds = time.perf_counter() - t0
+    return {"engine": engine, "seconds": seconds, "outputs": outs, "generated_tokens": count(outs),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def in_process(engine: str, work_path: Path, threads: int) -> dict:
+    out = work_path.with_name(f"{engine}.json")
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", engine, "--work",
+                           str(work_path), "--threads", str(threads), "--result", str(out)],
+                          capture_output=True, text=True, env=env)
+    if proc.returncode != 0 or not out.is_file():
+        raise SystemExit(f"engines.py: {engine} failed ({proc.returncode}): {proc.stderr.strip()[-1500:]}")
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+# --------------------------------------------------------------------------- models
+def convert_ct2(base: Path, out: Path) -> dict:
+    """CTranslate2's own converter on ``base``; a copy with the language tokens marked special when
+    the tokenizer does not mark them (the documented workaround, see the module docstring)."""
+    from ctranslate2.converters import TransformersConverter
+    from transformers import AutoTokenizer
+
+    from lslo.testbed.tiny import mark_language_tokens_special
+
+    src, patched = base, False
+    if "__en__" not in AutoTokenizer.from_pretrained(str(base)).all_special_tokens:
+        src = out.with_name(out.name + "-source")
+        shutil.rmtree(src, ignore_errors=True)
+        shutil.copytree(base, src)
+        patched = mark_language_tokens_special(src)
+    t0 = time.perf_counter()
+    TransformersConverter(str(src)).convert(str(out), force=True)
+    return {"convert_s": round(time.perf_counter() - t0, 1), "tokenizer_patched": patched}
+
+
+def build_418m(out: Path, corpus: Path, seed: int) -> None:
+    """A random-weight M2M-100 418M (its published config.json shape and 128,112-token vocabulary)
+    with an M2M-100 tokenizer whose vocabulary is padded to that size, so the output projection
+    costs what the real one costs and CTranslate2's converter accepts the pair."""
+    import torch
+    from full_shape import ARCHS, LANGS
+    from transformers import M2M100Config, M2M100ForConditionalGeneration
+
+    from lslo.data import load_corpus
+    from lslo.testbed.tiny import m2m100_language_tokens, m2m100_tokenizer_from_spm, train_sentencepiece
+
+    shape = dict(ARCHS["m2m100_418M"])
+    texts = load_corpus(corpus, "dev", [c for c, _ in LANGS])
+    sample = [t for c in texts.languages for t in texts.texts[c][:400]]
+    out.mkdir(parents=True, exist_ok=True)
+    spm = train_sentencepiece(sample, out / "sentencepiece.bpe", 2000)
+    m2m100_tokenizer_from_spm(spm, out)
+    vocab = json.loads((out / "vocab.json").read_text(encoding="utf-8"))
+    extra = shape["vocab_size"] - len(m2m100_language_tokens()) - 8 - len(vocab)
+    vocab.update({f"<unused{i}>": len(vocab) + i for i in range(extra)})
+    (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    torch.manual_seed(seed)
+    M2M100ForConditionalGeneration(M2M100Config(**shape)).save_pretrained(str(out))
+
+
+# --------------------------------------------------------------------------- main
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default=str(ROOT / "configs" / "testbed-wesnoth-lang12.yaml"))
+    p.add_argument("--shape", choices=["testbed", "m2m100_418M"], default="testbed")
+    p.add_argument("--engines", default=",".join(ENGINES))
+    p.add_argument("--segments", type=int, default=64)
+    p.add_argument("--beam", type=int, default=4)
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-tokens", type=int, default=4096, help="padded source tokens per lslo batch")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--base", help="base model directory (default: the config's model)")
+    p.add_argument("--work-dir", default=str(ROOT / "runs" / "engines"))
+    p.add_argument("--json")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--work", help=argparse.SUPPRESS)
+    p.add_argument("--result", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        res = worker(args.worker, json.loads(Path(args.work).read_text(encoding="utf-8")), args.threads)
+        Path(args.result).write_text(json.dumps(res), encoding="utf-8")
+        return 0
+    engines = [e for e in args.engines.split(",") if e]
+    bad = [e for e in engines if e not in ENGINES]
+    if bad or "lslo" not in engines:
+        raise SystemExit(f"engines.py: error: --engines: expected some of {', '.join(ENGINES)} including lslo, "
+                         f"got {args.engines!r}")
+    from _report import emit
+    from sacrebleu.metrics import CHRF
+
+    from lslo.data import load_corpus
+    from lslo.training.config import RunConfig
+
+    cfg = RunConfig.load(args.config)
+    codes = list(cfg.lslo.codes)
+    work_dir = Path(args.work_dir) / args.shape
+    work_dir.mkdir(parents=True, exist_ok=True)
+    if args.shape == "testbed":
+        base = Path(args.base or cfg.model)
+    else:
+        base = work_dir / "base"
+        if not (base / "config.json").is_file():
+            build_418m(base, Path(cfg.data.path), args.seed)
+    corpus = load_corpus(cfg.data.path, cfg.data.test_split, codes)
+    items = pick(corpus, codes, args.segments, args.seed)
+    conversion = None
+    if any(e.startswith("ct2") for e in engines):
+        conversion = convert_ct2(base, work_dir / "ct2")
+    work = {"base": str(base), "ct2": str(work_dir / "ct2"), "lslo": lslo_layout(cfg), "items": items,
+            "gen": {"beam": args.beam, "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size,
+                    "max_tokens": args.max_tokens, "length_penalty": cfg.eval.length_penalty,
+                    "max_source_tokens": 1022}}
+    work_path = work_dir / "work.json"
+    work_path.write_text(json.dumps(work), encoding="utf-8")
+    runs: dict[str, list[dict]] = {e: [] for e in engines}
+    for r in range(args.repeats):  # alternating: a slow phase of the machine hits every engine alike
+        for e in engines:
+            runs[e].append(in_process(e, work_path, args.threads))
+            print(f"engines.py: repeat {r + 1}: {e} {args.segments / runs[e][-1]['seconds']:.2f} seg/s",
+                  file=sys.stderr, flush=True)
+    refs = [w["ref"] for w in items]
+    ref_out = runs["lslo"][0]["outputs"]
+    rows = {}
+    for e, rs in runs.items():
+        sec = statistics.median(x["seconds"] for x in rs)
+        outs = rs[0]["outputs"]
+        rows[e] = {"seconds": round(sec, 2), "segments_per_s": round(args.segments / sec, 2),
+                   "generated_tokens_per_s": round(statistics.median(x["generated_tokens"] / x["seconds"] for x in rs), 1),
+                   "peak_rss_mb": max(x["peak_rss_mb"] for x in rs),
+                   "identical_to_lslo": round(sum(a == b for a, b in zip(outs, ref_out)) / len(outs), 3),
+                   "runs_s": [round(x["seconds"], 2) for x in rs]}
+        if args.shape == "testbed":
+            rows[e]["chrf++"] = round(CHRF(word_order=2).corpus_score(outs, [refs]).score, 2)
+    ratios = {f"lslo/{e}": round(rows["lslo"]["segments_per_s"] / rows[e]["segments_per_s"], 3)
+              for e in engines if e != "lslo"}
+    import torch
+
+    doc = {"benchmark": "engines", "command": "python benchmarks/engines.py " + " ".join(argv or sys.argv[1:]),
+           "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                       "threads": args.threads, "torch": torch.__version__,
+                       "ctranslate2": _version("ctranslate2")},
+           "shape": args.shape, "base": str(base), "conversion": conversion,
+           "settings": {"segments": args.segments, "directions": len({(w["src"], w["tgt"]) for w in items}),
+                        "beam": args.beam, "max_new_tokens": args.max_new_tokens,
+                        "length_penalty": cfg.eval.length_penalty, "repeats": args.repeats},
+           "results": rows, "speed_ratios": ratios}
+    emit(doc, args.json)
+    return 0
+
+
+def _version(name: str) -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version(name)
+    except Exception:
+        return None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
