@@ -89,7 +89,6 @@ def cmd_levels(args: argparse.Namespace) -> int:
     LSLoConfig.from_dict(new["lslo"], where="lslo")  # the result must be a valid config
     if args.out:
         from lslo.cli.outputs import check_output_file
-
         from lslo.training.config import resolve_paths
 
         model = resolve_paths({"model": data.get("model")}, Path(args.config).resolve().parent).get("model")
