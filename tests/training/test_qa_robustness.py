@@ -312,13 +312,18 @@ def test_the_testbed_tokenizer_marks_language_tokens_special(tmp_path):
         shutil.copy(base / f, tmp_path / f)
     from transformers import AutoTokenizer
 
-    mark_language_tokens_special(tmp_path)
-    tok = AutoTokenizer.from_pretrained(tmp_path)
     ref = AutoTokenizer.from_pretrained(base)
+    assert "__de__" in ref.all_special_tokens  # the committed base's tokenizer, as a real M2M-100's
+    assert mark_language_tokens_special(tmp_path) is False  # already marked: unchanged
+    data = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    data["extra_special_tokens"] = []  # as lslo saved tokenizers before
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(data))
+    assert "__de__" not in AutoTokenizer.from_pretrained(tmp_path).all_special_tokens
+    assert mark_language_tokens_special(tmp_path) is True
+    tok = AutoTokenizer.from_pretrained(tmp_path)
     assert "__de__" in tok.all_special_tokens
-    assert tok.convert_tokens_to_ids("__de__") == ref.convert_tokens_to_ids("__de__")
+    assert tok.convert_tokens_to_ids("__de__") == ref.convert_tokens_to_ids("__de__") == 16016
     assert tok("Open the file")["input_ids"] == ref("Open the file")["input_ids"]
-    assert mark_language_tokens_special(tmp_path) is False  # already done: unchanged
 
 
 # ------------------------------------------------------------------------ 7. the server and --version
