@@ -25,3 +25,22 @@ def test_generation_benchmark_times_both_caches_and_finds_identical_translations
         assert r["identical_translations"] is True
         assert r["lslo_cache_s"] > 0 and r["transformers_cache_s"] > 0 and r["speedup"] > 0
     assert doc["settings"]["segments"] == 8 and doc["settings"]["directions"] <= 6
+
+
+def test_generation_profile_labels_every_region(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "p.json"
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "profile_generation.py"), "--segments", "3",
+                        "--max-new-tokens", "6", "--beam", "2", "--threads", "1", "--json", str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    reg = doc["regions"]
+    assert doc["decoder_calls"] >= 2  # one decoder forward per generated step
+    for name in ("encoder", "decoder", "  of which lslo adapters", "lm head", "logits processors"):
+        assert reg[name]["seconds"] > 0, name  # every region was reached and labelled
+    assert reg["  of which lslo adapters"]["seconds"] < reg["decoder"]["seconds"] + reg["encoder"]["seconds"]
+    assert all(0 <= v["share_of_wall"] <= 1.5 for v in reg.values())
