@@ -166,6 +166,8 @@ def run_variant(name: str, n: int, args, base: Path, dirs, test, spbleu) -> dict
         result["checkpoints"] = {"base": {**score(model, test, dirs, spbleu, args.segments),
                                           "trainable_percent": 0.0}}
         result["curve_sample"] = score(model, test, dirs, spbleu, args.curve_segments)["groups"]
+        result["valid_loss"] = trainer.validate()  # the base's loss on the validation set the runs use
+        result["valid_segments"] = len(trainer.splits["valid"])
         result["train_seconds"] = 0.0
         return result
     hook = CurveHook(run, test, dirs, spbleu, args.curve_segments, BEAM)
@@ -409,6 +411,8 @@ def make_plots(doc: dict, out: Path) -> list[Path]:
         base = runs.get("none") or next((r for r in res.values() if r["variant"] == "none"), None)
         if base and base.get("curve_sample"):
             ax.axhline(base["curve_sample"]["all"]["chrf++"], color="black", ls="--", lw=1, label="base (none)")
+        if base and base.get("valid_loss") is not None:
+            ax2.axhline(base["valid_loss"], color="black", ls="--", lw=1, label="base (none)")
         pr = doc.get("protocol", {}).get("pruning", PRUNE)
         for a in (ax, ax2):
             a.axvspan(pr["start"], pr["start"] + pr["duration"], color="grey", alpha=0.12, lw=0)

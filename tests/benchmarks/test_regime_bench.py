@@ -32,6 +32,7 @@ def test_regime_benchmark_end_to_end(tmp_path):
     base, lslo = doc["results"]["n=3/none"], doc["results"]["n=3/lslo+prune:lr=1e-2"]
     assert base["checkpoints"]["base"]["trainable_percent"] == 0
     assert set(base["curve_sample"]) >= {"all", "low->low"}
+    assert base["valid_loss"] > 0  # the base's loss on the runs' validation set: the curves' reference
     # both checkpoints, as the trainer saved them; the subset is 3 segments, 132 directions
     assert lslo["train_segments"] == 3 and lslo["examples_per_epoch"] == 3 * 132 and lslo["epochs"] == 2
     last, best = lslo["checkpoints"]["last"], lslo["checkpoints"]["best"]
