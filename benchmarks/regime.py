@@ -367,12 +367,15 @@ def short_budget(base: Path) -> dict | None:
 
 
 # --------------------------------------------------------------------------- reporting
-def markdown(doc: dict, metric: str = "chrf++") -> str:
-    """One row per (N, variant, checkpoint): the resource groups, trainable %, time."""
-    groups = GROUP_ORDER
-    head = ("| N | variant | ckpt | trainable % (h/m/l per language) | "
-            + " | ".join(g.replace("->", "→") for g in groups) + " | train min |")
-    lines = [head, "|---:|---|---|---:|" + "---:|" * len(groups) + "---:|"]
+def markdown(doc: dict) -> str:
+    """One row per (N, variant, checkpoint): chrF++ by resource group, all-directions chrF++ and
+    spBLEU, trainable % per language, training minutes (the README's table)."""
+    short = {"high": "H", "medium": "M", "low": "L"}
+    groups = [g for g in GROUP_ORDER if g != "all"]
+    heads = ["→".join(short[x] for x in g.split("->")) for g in groups]
+    head = ("| N | variant | checkpoint | trainable % per language (H/M/L) | " + " | ".join(heads)
+            + " | **all** chrF++ | all spBLEU | train min |")
+    lines = [head, "|---:|---|---|---|" + "---:|" * len(groups) + "---:|---:|---:|"]
     for r in doc["results"].values():
         for ckpt, e in r["checkpoints"].items():
             if e is None:
@@ -380,11 +383,12 @@ def markdown(doc: dict, metric: str = "chrf++") -> str:
             pl = e.get("per_level_percent") or {}
             share = f"{e['trainable_percent']:.2f}"
             if pl:
-                share += " (" + "/".join(f"{pl[k]:.2f}" for k in ("high", "medium", "low") if k in pl) + ")"
-            label = ckpt + (f" (ep {e['epoch']})" if e.get("epoch") else "")
-            cells = " | ".join(f"{e['groups'][g][metric]:.2f}" if g in e["groups"] else "" for g in groups)
-            lines.append(f"| {r['n']} | {r['variant']} | {label} | {share} | {cells} | "
-                         f"{r.get('train_seconds', 0) / 60:.0f} |")
+                share = "/".join(f"{pl[k]:.2f}" for k in ("high", "medium", "low") if k in pl)
+            label = ckpt + (f" (epoch {e['epoch']})" if e.get("epoch") else "")
+            cells = " | ".join(f"{e['groups'][g]['chrf++']:.2f}" if g in e["groups"] else "" for g in groups)
+            a = e["groups"]["all"]
+            lines.append(f"| {r['n']} | {r['variant']} | {label} | {share} | {cells} | **{a['chrf++']:.2f}** | "
+                         f"{a.get('spbleu', float('nan')):.2f} | {r.get('train_seconds', 0) / 60:.0f} |")
     return "\n".join(lines) + "\n"
 
 

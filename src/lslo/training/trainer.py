@@ -509,8 +509,11 @@ class Trainer:
         elif self.is_main:
             # a fresh start (--overwrite, or a first attempt killed before its first checkpoint):
             # nothing of an earlier attempt may survive to be mistaken for this run's logs or weights
-            for stale in ("checkpoints", "tb", "report", *(p.name for p in self.run_dir.glob("eval-*"))):
-                if (self.run_dir / stale).is_dir():  # eval-*: scores of the earlier run's weights
+            # eval-*-best / eval-*-last: `lslo evaluate`'s scores of the earlier run's weights (the
+            # base's, eval-*-none, and other names stay: they do not depend on this run's weights)
+            old_scores = [p.name for pat in ("eval-*-best", "eval-*-last") for p in self.run_dir.glob(pat)]
+            for stale in ("checkpoints", "tb", "report", *old_scores):
+                if (self.run_dir / stale).is_dir():
                     shutil.rmtree(self.run_dir / stale)
             for stale in ("metrics.csv", "parameters.json"):
                 (self.run_dir / stale).unlink(missing_ok=True)
