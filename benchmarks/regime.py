@@ -412,6 +412,13 @@ def make_plots(doc: dict, out: Path) -> list[Path]:
             ax.plot(ep, [r["curve"][str(e)]["chrf++"] for e in ep], marker="o", ms=3, label=v)
             vl = [(e, r["curve"][str(e)]["valid_loss"]) for e in ep if r["curve"][str(e)]["valid_loss"] is not None]
             ax2.plot([e for e, _ in vl], [x for _, x in vl], marker="o", ms=3, label=v)
+        for key, part in doc.get("partial", {}).items():  # stopped runs: their epochs, dashed, labelled
+            if part["n"] != n or key in res:
+                continue
+            ep = sorted(int(k) for k in part["curve"])
+            label = f"{part['variant']} (stopped after epoch {ep[-1]})"
+            ax.plot(ep, [part["curve"][str(e)]["chrf++"] for e in ep], ls=":", marker="x", label=label)
+            ax2.plot(ep, [part["curve"][str(e)]["valid_loss"] for e in ep], ls=":", marker="x", label=label)
         base = runs.get("none") or next((r for r in res.values() if r["variant"] == "none"), None)
         if base and base.get("curve_sample"):
             ax.axhline(base["curve_sample"]["all"]["chrf++"], color="black", ls="--", lw=1, label="base (none)")
