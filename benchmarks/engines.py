@@ -163,18 +163,14 @@ def build_418m(out: Path, corpus: Path, seed: int) -> None:
     from transformers import M2M100Config, M2M100ForConditionalGeneration
 
     from lslo.data import load_corpus
-    from lslo.testbed.tiny import m2m100_language_tokens, m2m100_tokenizer_from_spm, train_sentencepiece
+    from lslo.testbed.tiny import m2m100_tokenizer_from_spm, train_sentencepiece
 
     shape = dict(ARCHS["m2m100_418M"])
     texts = load_corpus(corpus, "dev", [c for c, _ in LANGS])
     sample = [t for c in texts.languages for t in texts.texts[c][:400]]
     out.mkdir(parents=True, exist_ok=True)
     spm = train_sentencepiece(sample, out / "sentencepiece.bpe", 2000)
-    m2m100_tokenizer_from_spm(spm, out)
-    vocab = json.loads((out / "vocab.json").read_text(encoding="utf-8"))
-    extra = shape["vocab_size"] - len(m2m100_language_tokens()) - 8 - len(vocab)
-    vocab.update({f"<unused{i}>": len(vocab) + i for i in range(extra)})
-    (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    m2m100_tokenizer_from_spm(spm, out, model_vocab_size=shape["vocab_size"])
     torch.manual_seed(seed)
     M2M100ForConditionalGeneration(M2M100Config(**shape)).save_pretrained(str(out))
 

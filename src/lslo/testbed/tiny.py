@@ -32,12 +32,16 @@ def train_sentencepiece(texts: Iterable[str], out_prefix: str | Path, vocab_size
     return path
 
 
-def m2m100_tokenizer_from_spm(spm_model: str | Path, out_dir: str | Path, check_ids: bool = False):
+def m2m100_tokenizer_from_spm(spm_model: str | Path, out_dir: str | Path, check_ids: bool = False,
+                              model_vocab_size: int | None = None):
     """Save a real ``M2M100Tokenizer`` for an existing SentencePiece model: ``vocab.json`` in the
     fairseq order (``<s> <pad> </s> <unk>`` first, then every piece) plus the 100 ``__xx__`` tokens.
 
     ``check_ids``: require every piece's vocab id to equal its SentencePiece id (true when the
     model was trained with ids 0-3 = ``<s> <pad> </s> <unk>``); a mismatch is a ``ValueError``.
+    ``model_vocab_size``: pad ``vocab.json`` with ``<unusedN>`` entries so that the tokenizer's
+    vocabulary (pieces, the 100 language tokens and 8 made-up words) has this size, as a model of a
+    published shape expects (e.g. 128,112 for M2M-100 418M).
     """
     from transformers import M2M100Tokenizer
 
@@ -50,6 +54,11 @@ def m2m100_tokenizer_from_spm(spm_model: str | Path, out_dir: str | Path, check_
             vocab[piece] = len(vocab)
         if check_ids and vocab[piece] != i:
             raise ValueError(f"SentencePiece piece {piece!r} has id {i} but vocab id {vocab[piece]}")
+    if model_vocab_size is not None:
+        extra = model_vocab_size - len(m2m100_language_tokens()) - 8 - len(vocab)
+        if extra < 0:
+            raise ValueError(f"model_vocab_size {model_vocab_size} is smaller than the tokenizer's vocabulary")
+        vocab.update({f"<unused{i}>": len(vocab) + i for i in range(extra)})
     (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     # the language tokens are special tokens, as in facebook/m2m100_*: decoding a merged or exported
     # model with skip_special_tokens=True then prints no '__de__'
