@@ -219,7 +219,9 @@ def _best_epoch(run: Path) -> int | None:
     loss among epochs the trainer could save as best)."""
     import csv
 
-    cfg = json.loads(json.dumps(__import__("yaml").safe_load((run / "config.yaml").read_text())))
+    import yaml
+
+    cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
     pr = cfg["pruning"]
     first = pr["start"] + pr["duration"] if pr["enabled"] else 0
     with (run / "metrics.csv").open(encoding="utf-8") as f:

@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lslo: error: {environment_message(e)}", file=sys.stderr)
         return 2
     except RuntimeError as e:
+        from lslo.training.checkpoints import is_write_failure
+
         if not is_write_failure(e):
             raise
         print(f"lslo: error: writing failed ({str(e).strip().splitlines()[0][:120]}): the disk is probably full; "
@@ -92,13 +94,6 @@ def environment_message(e: OSError) -> str:
     path = e.filename if e.filename is not None else ""
     what = ADVICE.get(e.errno or -1, e.strerror or type(e).__name__)
     return f"{path}: {what}" if path else what
-
-
-def is_write_failure(e: RuntimeError) -> bool:
-    """torch.save's / safetensors' way of saying that a write failed (a full disk, mostly)."""
-    text = str(e)
-    return any(k in text for k in ("inline_container", "PytorchStreamWriter", "file write failed",
-                                   "No space left", "unexpected pos"))
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ def atomic_write_dir(target: Path, write) -> None:
         write(tmp)
     except BaseException as e:  # a full disk, Ctrl-C: no half-written directory stays behind
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(e, OSError) or (isinstance(e, RuntimeError) and _write_failed(e)):
+        if isinstance(e, OSError) or is_write_failure(e):
             why = "no space left on the device" if isinstance(e, RuntimeError) or e.errno == 28 else (
                 e.strerror or type(e).__name__)
             raise RunError(f"{target}: writing failed ({why}); the previous '{target.name}' is kept intact; "
@@ -97,9 +97,12 @@ def atomic_write_dir(target: Path, write) -> None:
         shutil.rmtree(old)
 
 
-def _write_failed(e: RuntimeError) -> bool:
-    """torch.save's RuntimeError for a failed write (``[enforce fail at inline_container.cc] unexpected pos``)."""
-    return any(k in str(e) for k in ("inline_container", "PytorchStreamWriter", "file write failed", "unexpected pos"))
+def is_write_failure(e: BaseException) -> bool:
+    """torch.save's / safetensors' RuntimeError for a failed write (a full disk, mostly:
+    ``[enforce fail at inline_container.cc] unexpected pos``)."""
+    return isinstance(e, RuntimeError) and any(
+        k in str(e) for k in ("inline_container", "PytorchStreamWriter", "file write failed", "No space left",
+                              "unexpected pos"))
 
 
 def checkpoint_dir(run_dir: Path, name: str = "last") -> Path:
