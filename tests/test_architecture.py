@@ -15,6 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "lslo"
 RANK = {
     "errors": 0,
     "pruning": 1,
+    "decoding": 1,
     "tuner": 2,
     "data": 3,
     "training": 4,

@@ -38,6 +38,7 @@ def test_beam_search_with_the_cache_equals_transformers_cache(fixture, request):
 
 
 def test_generate_uses_the_cache_for_beam_search_only(m2m_dir, monkeypatch):
+    """On transformers' path (the lean search of ``lslo.decoding`` has its own cache)."""
     model = load_lslo(m2m_dir)
     b = mixed_batch(model)
     calls = []
@@ -48,12 +49,14 @@ def test_generate_uses_the_cache_for_beam_search_only(m2m_dir, monkeypatch):
         return original(self, beam_idx)
 
     monkeypatch.setattr(BeamSearchCache, "reorder_cache", spy)
-    model.generate(b["input_ids"], b["attention_mask"], b["src_lang"], b["tgt_lang"], num_beams=3, max_new_tokens=5)
+    model.generate(b["input_ids"], b["attention_mask"], b["src_lang"], b["tgt_lang"], num_beams=3, max_new_tokens=5,
+                   engine="transformers")
     assert calls and set(calls) == {3 * len(TEXTS)}  # every step reorders through it, batch x beams rows
     calls.clear()
-    model.generate(b["input_ids"], b["attention_mask"], b["src_lang"], b["tgt_lang"], num_beams=1, max_new_tokens=5)
+    model.generate(b["input_ids"], b["attention_mask"], b["src_lang"], b["tgt_lang"], num_beams=1, max_new_tokens=5,
+                   engine="transformers")
     model.generate(b["input_ids"], b["attention_mask"], b["src_lang"], b["tgt_lang"], num_beams=3, max_new_tokens=5,
-                   beam_cache=False)
+                   engine="transformers", beam_cache=False)
     assert calls == []
 
 

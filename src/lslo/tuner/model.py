@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lslo import decoding
 from lslo.tuner import merge as merging
 from lslo.tuner import params, serialization, translation
 from lslo.tuner.beam_cache import add_beam_search_cache
@@ -25,6 +26,7 @@ from lslo.tuner.layer import SHARED, LSLoLinear, Router, set_submodule
 from lslo.tuner.merge import tokenizer_lang_code
 from lslo.tuner.serialization import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterError
 
+ENGINES = ("lslo", "transformers")  # generate(engine=...)
 _LAYER_RE = re.compile(r"^(?:.*\.)?(encoder|decoder)\.layers\.(\d+)\.(.+)$")
 
 
@@ -182,13 +184,19 @@ class LSLoModel(nn.Module):
         return self.tokens
 
     @torch.no_grad()
-    def generate(self, input_ids, attention_mask, src_lang, tgt_lang, *, beam_cache: bool = True,
-                 **kwargs) -> torch.Tensor:
+    def generate(self, input_ids, attention_mask, src_lang, tgt_lang, *, engine: str = "lslo",
+                 beam_cache: bool = True, **kwargs) -> torch.Tensor:
         """Beam search on a batch that may mix directions; each row starts with its own target token.
 
-        ``beam_cache``: beam search keeps the cross-attention keys/values in place instead of
-        copying them by beam after every step (``lslo.tuner.beam_cache``; the same output, faster);
-        False gives transformers' own cache."""
+        ``engine``: "lslo" (default) runs lslo's lean search (:mod:`lslo.decoding`: the same
+        translations as transformers' ``generate``, token for token, with finished sentences
+        leaving the batch and cross-attention shared by beams) on M2M-100-architecture models,
+        and transformers' ``generate`` for any other model or setting (``self.last_engine`` says
+        which ran and why); "transformers" always runs transformers' ``generate``.
+        ``beam_cache`` (transformers' path only): keep the cross-attention keys/values in place
+        instead of copying them by beam after every step (``lslo.tuner.beam_cache``)."""
+        if engine not in ENGINES:
+            raise ValueError(f"generate: engine must be one of {', '.join(ENGINES)}, not {engine!r}")
         tokens = self.language_tokens()
         tgt = self.lang_ids(tgt_lang)
         prompt = generation_prompt(tokens, tgt).to(input_ids.device)
@@ -200,13 +208,21 @@ class LSLoModel(nn.Module):
             # the same limit as max_length (the prompt counts): transformers warns on every call when a
             # checkpoint's generation_config sets max_length (M2M-100's does) and max_new_tokens is passed
             kwargs["max_length"] = prompt.shape[1] + kwargs.pop("max_new_tokens")
-        if beam_cache:
-            add_beam_search_cache(self.base, kwargs)
+        kwargs["forced_bos_token_id"] = None
+        why = decoding.unsupported(self.base, kwargs) if engine == "lslo" else "engine='transformers'"
+        self.last_engine = ("lslo", None) if why is None else ("transformers", why)
         with self.route(src_lang, tgt):
-            return self.base.generate(
-                input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=prompt,
-                forced_bos_token_id=None, **kwargs,
-            )
+            if why is None:
+                src_ids, tgt_ids = self.router.src, self.router.tgt
+
+                def on_active(ids: torch.Tensor) -> None:  # finished sentences left the batch
+                    self.router.set(src_ids.index_select(0, ids), tgt_ids.index_select(0, ids))
+
+                return decoding.generate(self.base, input_ids, attention_mask, prompt, kwargs, on_active)
+            if beam_cache:
+                add_beam_search_cache(self.base, kwargs)
+            return self.base.generate(input_ids=input_ids, attention_mask=attention_mask,
+                                      decoder_input_ids=prompt, **kwargs)
 
     def _suppressed(self) -> list[int]:
         if getattr(self, "_suppress_ids", None) is None:

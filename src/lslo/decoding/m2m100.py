@@ -1,0 +1,137 @@
+"""An incremental decoder for M2M-100-architecture models (M2M-100, NLLB dense) that beam search drives.
+
+What it does differently from ``M2M100ForConditionalGeneration.forward`` under ``generate``:
+
+- the self-attention keys/values live in one preallocated buffer per layer (no ``torch.cat``
+  per step, no cache objects);
+- the cross-attention keys/values are computed once per *sentence* from the encoder output and
+  shared by its beams: the k beams' queries of a sentence attend as one (k, head dim) block, so
+  nothing is repeated or copied per beam;
+- rows leave the batch when their sentence is finished (:meth:`select`), so a long sentence no
+  longer makes the whole batch run to its length;
+- no masks, cache classes or output records are built per step.
+
+The modules themselves are the model's own (LayerNorms, embeddings, projections, which may be
+LSLo layers routed per row), called in the same order with the same attention kernel
+(``scaled_dot_product_attention``), so the logits equal the model's forward (the tests compare
+them, and the translations, with transformers' ``generate``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def is_m2m100(model: nn.Module) -> bool:
+    """True for a Hugging Face M2M-100-architecture seq2seq model (M2M-100 or dense NLLB)."""
+    config = getattr(model, "config", None)
+    inner = getattr(model, "model", None)
+    return (getattr(config, "model_type", None) == "m2m_100" and hasattr(model, "lm_head")
+            and hasattr(inner, "encoder") and hasattr(inner, "decoder"))
+
+
+class M2M100Stepper:
+    """Encoder once, then one decoder position per :meth:`step` for ``rows`` = sentences x beams.
+
+    Row ``s * beams + j`` is beam j of active sentence s; :meth:`select` keeps (and reorders) rows
+    and, with them, sentences.
+    """
+
+    def __init__(self, model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                 beams: int, max_length: int) -> None:
+        self.model = model
+        self.decoder = model.model.decoder
+        self.layers = list(self.decoder.layers)
+        self.beams = beams
+        first = self.layers[0].self_attn
+        self.heads, self.head_dim = first.num_heads, first.head_dim
+        self.pad = self.decoder.padding_idx
+        encoder = model.model.encoder
+        enc = encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        batch, src_len, dim = enc.shape
+        self.dim = dim
+        # transformers passes no encoder mask to attention when no source token is padding
+        if attention_mask is not None and not bool(attention_mask.bool().all()):
+            self.cross_mask: torch.Tensor | None = attention_mask.bool()[:, None, None, :]
+        else:
+            self.cross_mask = None
+        self.cross: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for layer in self.layers:
+            att = layer.encoder_attn
+            k = att.k_proj(enc).view(batch, src_len, self.heads, self.head_dim).transpose(1, 2)
+            v = att.v_proj(enc).view(batch, src_len, self.heads, self.head_dim).transpose(1, 2)
+            self.cross.append((k, v))
+        self.max_length = max_length
+        self.cache: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.length = 0  # decoder positions in the self-attention cache
+
+    # --------------------------------------------------------------------------------- one step
+    def _positions(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Sinusoidal positions of ``tokens`` (rows, T) that follow ``self.length`` cached ones."""
+        return self.decoder.embed_positions(tokens, None, self.length)
+
+    def _forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits of the last position for ``tokens`` (rows, T) appended at ``self.length``."""
+        rows, width = tokens.shape
+        heads, hd = self.heads, self.head_dim
+        x = self.decoder.embed_tokens(tokens)
+        x = x + self._positions(tokens).to(x.device)
+        start, end = self.length, self.length + width
+        if not self.cache:
+            shape = (rows, heads, self.max_length, hd)
+            self.cache = [(x.new_empty(shape), x.new_empty(shape)) for _ in self.layers]
+        sentences = self.cross[0][0].shape[0]
+        k = rows // sentences  # beams per sentence in this call
+        for layer, (ck, cv), (xk, xv) in zip(self.layers, self.cache, self.cross):
+            att = layer.self_attn
+            h = layer.self_attn_layer_norm(x)
+            q = att.q_proj(h).view(rows, width, heads, hd).transpose(1, 2)
+            ck[:, :, start:end] = att.k_proj(h).view(rows, width, heads, hd).transpose(1, 2)
+            cv[:, :, start:end] = att.v_proj(h).view(rows, width, heads, hd).transpose(1, 2)
+            a = F.scaled_dot_product_attention(q, ck[:, :, :end], cv[:, :, :end], is_causal=width > 1,
+                                               scale=att.scaling)
+            x = x + att.out_proj(a.transpose(1, 2).reshape(rows, width, self.dim))
+
+            att = layer.encoder_attn
+            h = layer.encoder_attn_layer_norm(x)
+            q = att.q_proj(h).view(sentences, k * width, heads, hd).transpose(1, 2)
+            a = F.scaled_dot_product_attention(q, xk, xv, attn_mask=self.cross_mask, scale=att.scaling)
+            x = x + att.out_proj(a.transpose(1, 2).reshape(rows, width, self.dim))
+
+            h = layer.final_layer_norm(x)
+            x = x + layer.fc2(layer.activation_fn(layer.fc1(h)))
+        x = self.decoder.layer_norm(x[:, -1:])
+        self.length = end
+        return self.model.lm_head(x)[:, 0].float()
+
+    def start(self, prompt: torch.Tensor) -> torch.Tensor:
+        """Run the decoder prompt (sentences, P) once per sentence; logits (sentences * beams, vocab).
+
+        Every beam of a sentence starts from the same prompt, so the prompt is decoded once per
+        sentence and its cache and logits are repeated per beam."""
+        logits = self._forward(prompt)
+        if self.beams > 1:
+            self.cache = [(k.repeat_interleave(self.beams, 0), v.repeat_interleave(self.beams, 0))
+                          for k, v in self.cache]
+            logits = logits.repeat_interleave(self.beams, 0)
+        return logits
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits (rows, vocab) after appending one token (rows,) per row."""
+        return self._forward(tokens[:, None])
+
+    def select(self, rows: torch.Tensor, sentences: torch.Tensor | None) -> None:
+        """Keep ``rows`` of the self-attention cache, in that order (beam reorder); with
+        ``sentences``, keep those sentences' cross-attention keys/values (finished ones leave)."""
+        n = self.length
+        for i, (k, v) in enumerate(self.cache):
+            nk, nv = k.new_empty((rows.shape[0],) + k.shape[1:]), v.new_empty((rows.shape[0],) + v.shape[1:])
+            nk[:, :, :n].copy_(k[:, :, :n].index_select(0, rows))
+            nv[:, :, :n].copy_(v[:, :, :n].index_select(0, rows))
+            self.cache[i] = (nk, nv)
+        if sentences is not None:
+            self.cross = [(k.index_select(0, sentences), v.index_select(0, sentences)) for k, v in self.cross]
+            if self.cross_mask is not None:
+                self.cross_mask = self.cross_mask.index_select(0, sentences)
