@@ -124,3 +124,43 @@ def test_train_bad_device_is_a_one_line_error(m2m_dir, flores_dir, tmp_path, cap
     assert main(["train", str(cfg), "--device", device, "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "--device" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_both_engines_translate_and_evaluate_alike(trained, tmp_path, monkeypatch):
+    """`--engine transformers` (transformers' generate) and the default lean search give the same
+    translations and scores; the engine each used is the one asked for."""
+    from lslo.tuner.model import LSLoModel
+
+    run, _ = trained
+    used = []
+    original = LSLoModel.generate
+
+    def spy(self, *a, **kw):
+        out = original(self, *a, **kw)
+        used.append(self.last_engine[0])
+        return out
+
+    monkeypatch.setattr(LSLoModel, "generate", spy)
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(segments("en", 3)) + "\n")
+    texts = {}
+    for engine in ("lslo", "transformers"):
+        o = tmp_path / f"{engine}.txt"
+        used.clear()
+        assert main(["translate", str(run), "--src", "en", "--tgt", "fr", "--input", str(src), "--output", str(o),
+                     "--engine", engine]) == 0
+        assert set(used) == {engine}
+        texts[engine] = o.read_text()
+        out = tmp_path / f"eval-{engine}"
+        assert main(["evaluate", str(run), "--engine", engine, "--out", str(out), "--quiet"]) == 0
+        texts[engine + "-scores"] = json.loads((out / "scores.json").read_text())["groups"]
+    assert texts["lslo"] == texts["transformers"] and texts["lslo-scores"] == texts["transformers-scores"]
+
+
+def test_an_unknown_engine_in_the_config_is_one_line(m2m_dir, flores_dir, tmp_path, capsys):
+    cfg = write_run_config(tmp_path / "c.yaml", m2m_dir, flores_dir, tmp_path / "r", max_steps=1)
+    cfg.write_text(cfg.read_text() + "\neval:\n  engine: ctranslate2\n" if "\neval:" not in cfg.read_text()
+                   else cfg.read_text().replace("\neval:\n", "\neval:\n  engine: ctranslate2\n"))
+    assert main(["train", str(cfg), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "eval.engine: expected lslo or transformers, got 'ctranslate2'" in err[0]

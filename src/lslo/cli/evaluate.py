@@ -120,6 +120,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     scores = evaluate_model(
         model, corpus, dirs, beam=args.beam or e.beam, batch_size=args.batch_size or e.batch_size,
         max_new_tokens=args.max_new_tokens or e.max_new_tokens, length_penalty=e.length_penalty, spbleu=spbleu,
+        engine=args.engine or e.engine,
         max_segments=args.max_segments or e.max_segments, quiet=args.quiet,
     )
     scores["evaluated"] = {"run": str(args.run), "data": data_label, "split": split, "checkpoint": used,
@@ -160,7 +161,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     e = cfg.eval
     out = model.translate(lines, [src] * len(lines), [tgt] * len(lines), batch_size=args.batch_size or e.batch_size,
                           num_beams=args.beam or e.beam, max_new_tokens=args.max_new_tokens or e.max_new_tokens,
-                          length_penalty=e.length_penalty)
+                          length_penalty=e.length_penalty, engine=args.engine or e.engine)
     text = "\n".join(out) + ("\n" if out else "")
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
@@ -183,6 +184,7 @@ def add_parser(sub) -> None:
     e.add_argument("--beam", type=positive_int, help="beam size (default: the run's eval.beam)")
     e.add_argument("--batch-size", type=positive_int, help="sentences per batch (default: the run's eval.batch_size)")
     e.add_argument("--max-new-tokens", type=positive_int, help="longest translation in tokens (default: the run's eval.max_new_tokens)")
+    e.add_argument("--engine", choices=["lslo", "transformers"], help="generation engine: lslo (lean beam search) | transformers (its generate); default: the run's eval.engine")
     e.add_argument("--max-segments", type=positive_int, help="only the first N segments of every direction")
     e.add_argument("--spm-model", help="SentencePiece model for spBLEU when sacrebleu's flores model is absent")
     e.add_argument("--out", help="output directory (default: RUN/eval-[DATA-]SPLIT-CHECKPOINT)")
@@ -202,6 +204,7 @@ def add_parser(sub) -> None:
     tr.add_argument("--beam", type=positive_int, help="beam size (default: the run's eval.beam)")
     tr.add_argument("--batch-size", type=positive_int, help="sentences per batch (default: the run's eval.batch_size)")
     tr.add_argument("--max-new-tokens", type=positive_int, help="longest translation in tokens (default: the run's eval.max_new_tokens)")
+    tr.add_argument("--engine", choices=["lslo", "transformers"], help="generation engine: lslo (lean beam search) | transformers (its generate); default: the run's eval.engine")
     tr.add_argument("--allow-same-language", action="store_true", help="translate when --src equals --tgt")
     tr.add_argument("--device")
     tr.set_defaults(func=cmd_translate)

@@ -57,7 +57,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     trained = trained_directions(cfg) if used != "none" else None
     e = cfg.eval
     gen = {"num_beams": args.beam or e.beam, "max_new_tokens": args.max_new_tokens or e.max_new_tokens,
-           "length_penalty": e.length_penalty}
+           "length_penalty": e.length_penalty, "engine": args.engine or e.engine}
     api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV)
     service = service_for_model(
         model, list(cfg.lslo.codes), gen, api_key=api_key, policy=args.policy,
@@ -119,6 +119,8 @@ def add_parser(sub) -> None:
     p.add_argument("--api-key", help=f"require this key (default: ${API_KEY_ENV} when set)")
     p.add_argument("--device")
     p.add_argument("--beam", type=positive_int, help="beam size (default: eval.beam)")
+    p.add_argument("--engine", choices=["lslo", "transformers"], help="generation engine: lslo (lean beam "
+                   "search) | transformers (its generate); default: eval.engine")
     p.add_argument("--max-new-tokens", type=positive_int, help="default: eval.max_new_tokens")
     p.add_argument("--policy", default="mixed", choices=["mixed", "direction", "single"],
                    help="batching: mixed directions (default), one direction per batch, or no batching")

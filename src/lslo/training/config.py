@@ -127,6 +127,8 @@ class EvalConfig:
     max_new_tokens: int = _f(200, "longest translation, in tokens")
     batch_size: int = _f(32, "sentences per beam-search batch")
     length_penalty: float = _f(1.0, "beam search's length penalty")
+    engine: str = _f("lslo", "generation: lslo (lean beam search for M2M-100/NLLB, the same translations as "
+                             "transformers' generate, faster; other models use transformers') | transformers")
     spm_model: str | None = _f(None, "SentencePiece model for spBLEU when sacrebleu's flores model is not on "
                                      "disk (the signature names it)")
     spm_tokenizer: str = _f("auto", "sacrebleu's model when present locally: auto (flores200 for NLLB, flores101 "
@@ -270,6 +272,8 @@ class RunConfig:
                 raise ConfigError("trainable_languages: pruning pools languages together; disable pruning.enabled")
         if self.eval.beam < 1:
             raise ConfigError(f"eval.beam: expected an integer >= 1, got {self.eval.beam!r}")
+        if self.eval.engine not in ("lslo", "transformers"):
+            raise ConfigError(f"eval.engine: expected lslo or transformers, got {self.eval.engine!r}")
         if self.eval.spm_tokenizer not in ("auto", "flores101", "flores200"):
             raise ConfigError(f"eval.spm_tokenizer: expected auto, flores101 or flores200, got {self.eval.spm_tokenizer!r}")
         return self
