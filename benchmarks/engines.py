@@ -7,7 +7,10 @@ Engines (``--engines``), each run in its own process, alternating, ``--repeats``
 
 - ``lslo``: ``LSLoModel.translate`` with LSLo adapters on every paper position (unmerged, at their
   zero init, so they cost what trained ones cost and leave the base's output), one batch mixing
-  directions: the path of ``lslo translate``, ``evaluate`` and ``serve``;
+  directions, lslo's lean beam search (``lslo.decoding``): the path of ``lslo translate``,
+  ``evaluate`` and ``serve``;
+- ``lslo-hf``: the same model and batches through transformers' ``generate`` with lslo's
+  beam-search cache (``engine="transformers"``; lslo's generation before the lean search);
 - ``hf-base``: the same batches through transformers' ``generate`` on the plain base (no adapters,
   transformers' own beam-search cache);
 - ``ct2-float32`` / ``ct2-int8``: CTranslate2 on the base converted by its own
@@ -45,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-ENGINES = ("lslo", "hf-base", "ct2-float32", "ct2-int8")
+ENGINES = ("lslo", "lslo-hf", "hf-base", "ct2-float32", "ct2-int8")
 
 
 def pick(corpus, codes: list[str], n: int, seed: int) -> list[dict]:
@@ -73,7 +76,7 @@ def worker(engine: str, work: dict, threads: int) -> dict:
     src = [w["src"] for w in work["items"]]
     tgt = [w["tgt"] for w in work["items"]]
     g = work["gen"]
-    if engine in ("lslo", "hf-base"):
+    if engine in ("lslo", "lslo-hf", "hf-base"):
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
         from lslo.tuner import LSLoConfig, LSLoModel
@@ -88,7 +91,8 @@ def worker(engine: str, work: dict, threads: int) -> dict:
         def run(tx, s, t):
             return model.translate(tx, s, t, batch_size=g["batch_size"], max_tokens=g["max_tokens"],
                                    num_beams=g["beam"], max_new_tokens=g["max_new_tokens"],
-                                   length_penalty=g["length_penalty"], beam_cache=engine == "lslo")
+                                   length_penalty=g["length_penalty"], beam_cache=engine == "lslo-hf",
+                                   engine="lslo" if engine == "lslo" else "transformers")
 
         def count(outs):
             return sum(len(x) for x in tok(outs, add_special_tokens=False)["input_ids"])

@@ -74,7 +74,7 @@ def testbed():
     from lslo.tuner import LSLoModel
 
     cfg = RunConfig.load(ROOT / "configs" / "testbed-software-lang12.yaml")
-    model = LSLoModel(AutoModelForSeq2SeqLM.from_pretrained(str(BASE)), cfg.lslo,
+    model = LSLoModel(AutoModelForSeq2SeqLM.from_pretrained(str(BASE), dtype=torch.float32), cfg.lslo,
                       AutoTokenizer.from_pretrained(str(BASE))).eval()
     randomize_adapters(model, seed=5, std=0.05)  # adapters that change the translations
     corpus = load_corpus(cfg.data.path, "devtest", list(cfg.lslo.codes))
@@ -159,3 +159,4 @@ def test_unknown_engine_is_refused(m2m_dir):
                     SRC[:1], TGT[:1])
     with pytest.raises(ValueError, match="engine must be one of lslo, transformers"):
         model.generate(b["input_ids"], b["attention_mask"], b["src_lang"], b["tgt_lang"], engine="ct2")
+

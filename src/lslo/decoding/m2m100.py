@@ -64,8 +64,17 @@ class M2M100Stepper:
             v = att.v_proj(enc).view(batch, src_len, self.heads, self.head_dim).transpose(1, 2)
             self.cross.append((k, v))
         self.max_length = max_length
-        self.cache: list[tuple[torch.Tensor, torch.Tensor]] = []
+        # self-attention keys/values, time-major: (max_length, rows, heads, head dim) views of two flat
+        # buffers per layer; a step writes position t in place, a beam reorder gathers rows into the
+        # other buffer (no allocation per step), attention reads a (rows, heads, t, head dim) view
+        self.rows = batch
+        size = max_length * batch * beams * self.heads * self.head_dim
+        self._buffers = [[enc.new_empty(size) for _ in range(4)] for _ in self.layers]  # k, v, spare k, spare v
         self.length = 0  # decoder positions in the self-attention cache
+
+    def _cache(self, i: int, which: int) -> torch.Tensor:
+        n = self.max_length * self.rows * self.heads * self.head_dim
+        return self._buffers[i][which][:n].view(self.max_length, self.rows, self.heads, self.head_dim)
 
     # --------------------------------------------------------------------------------- one step
     def _positions(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -79,19 +88,17 @@ class M2M100Stepper:
         x = self.decoder.embed_tokens(tokens)
         x = x + self._positions(tokens).to(x.device)
         start, end = self.length, self.length + width
-        if not self.cache:
-            shape = (rows, heads, self.max_length, hd)
-            self.cache = [(x.new_empty(shape), x.new_empty(shape)) for _ in self.layers]
         sentences = self.cross[0][0].shape[0]
         k = rows // sentences  # beams per sentence in this call
-        for layer, (ck, cv), (xk, xv) in zip(self.layers, self.cache, self.cross):
+        for i, (layer, (xk, xv)) in enumerate(zip(self.layers, self.cross)):
+            ck, cv = self._cache(i, 0), self._cache(i, 1)
             att = layer.self_attn
             h = layer.self_attn_layer_norm(x)
             q = att.q_proj(h).view(rows, width, heads, hd).transpose(1, 2)
-            ck[:, :, start:end] = att.k_proj(h).view(rows, width, heads, hd).transpose(1, 2)
-            cv[:, :, start:end] = att.v_proj(h).view(rows, width, heads, hd).transpose(1, 2)
-            a = F.scaled_dot_product_attention(q, ck[:, :, :end], cv[:, :, :end], is_causal=width > 1,
-                                               scale=att.scaling)
+            ck[start:end] = att.k_proj(h).view(rows, width, heads, hd).transpose(0, 1)
+            cv[start:end] = att.v_proj(h).view(rows, width, heads, hd).transpose(0, 1)
+            a = F.scaled_dot_product_attention(q, ck[:end].permute(1, 2, 0, 3), cv[:end].permute(1, 2, 0, 3),
+                                               is_causal=width > 1, scale=att.scaling)
             x = x + att.out_proj(a.transpose(1, 2).reshape(rows, width, self.dim))
 
             att = layer.encoder_attn
@@ -113,24 +120,32 @@ class M2M100Stepper:
         sentence and its cache and logits are repeated per beam."""
         logits = self._forward(prompt)
         if self.beams > 1:
-            self.cache = [(k.repeat_interleave(self.beams, 0), v.repeat_interleave(self.beams, 0))
-                          for k, v in self.cache]
-            logits = logits.repeat_interleave(self.beams, 0)
+            rows = torch.arange(prompt.shape[0], device=prompt.device).repeat_interleave(self.beams)
+            self._gather(rows)
+            logits = logits.index_select(0, rows)
         return logits
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         """Logits (rows, vocab) after appending one token (rows,) per row."""
         return self._forward(tokens[:, None])
 
+    def _gather(self, rows: torch.Tensor) -> None:
+        """Rows ``rows`` of the self-attention cache become the cache, in that order."""
+        n = self.length
+        for i, bufs in enumerate(self._buffers):
+            for which in (0, 1):
+                old = self._cache(i, which)[:n]
+                size = n * rows.shape[0] * self.heads * self.head_dim
+                out = bufs[which + 2][:size].view(n, rows.shape[0], self.heads, self.head_dim)
+                torch.index_select(old, 1, rows, out=out)
+            bufs[0], bufs[2] = bufs[2], bufs[0]
+            bufs[1], bufs[3] = bufs[3], bufs[1]
+        self.rows = rows.shape[0]
+
     def select(self, rows: torch.Tensor, sentences: torch.Tensor | None) -> None:
         """Keep ``rows`` of the self-attention cache, in that order (beam reorder); with
         ``sentences``, keep those sentences' cross-attention keys/values (finished ones leave)."""
-        n = self.length
-        for i, (k, v) in enumerate(self.cache):
-            nk, nv = k.new_empty((rows.shape[0],) + k.shape[1:]), v.new_empty((rows.shape[0],) + v.shape[1:])
-            nk[:, :, :n].copy_(k[:, :, :n].index_select(0, rows))
-            nv[:, :, :n].copy_(v[:, :, :n].index_select(0, rows))
-            self.cache[i] = (nk, nv)
+        self._gather(rows)
         if sentences is not None:
             self.cross = [(k.index_select(0, sentences), v.index_select(0, sentences)) for k, v in self.cross]
             if self.cross_mask is not None:

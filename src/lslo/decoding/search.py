@@ -40,11 +40,11 @@ class SearchSettings:
 
 
 def _process(logits: torch.Tensor, cur_len: int, s: SearchSettings, suppress: torch.Tensor | None) -> torch.Tensor:
-    """transformers' logits processors for these settings, in its order (suppress, forced end)."""
+    """transformers' logits processors for these settings, in its order (suppress, forced end), in place."""
     if suppress is not None:
-        logits = logits.index_fill(1, suppress, float("-inf"))
+        logits.index_fill_(1, suppress, float("-inf"))
     if s.forced_eos_token_id and cur_len == s.max_length - 1:
-        logits = torch.full_like(logits, float("-inf"))
+        logits.fill_(float("-inf"))
         logits[:, s.forced_eos_token_id] = 0.0
     return logits
 
@@ -98,7 +98,7 @@ def beam_search(stepper, prompt: torch.Tensor, s: SearchSettings,
         log_probs = torch.log_softmax(logits, dim=-1)
         log_probs = _process(log_probs, cur_len, s, suppress)
         vocab = log_probs.shape[-1]
-        log_probs = (log_probs.view(b, k, vocab) + running_scores[:, :, None]).view(b, k * vocab)
+        log_probs = log_probs.view(b, k, vocab).add_(running_scores[:, :, None]).view(b, k * vocab)
         topk_scores, topk_idx = torch.topk(log_probs, keep_k)
         parent = topk_idx // vocab
         tokens = topk_idx % vocab
