@@ -164,3 +164,48 @@ def test_an_unknown_engine_in_the_config_is_one_line(m2m_dir, flores_dir, tmp_pa
     assert main(["train", str(cfg), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "eval.engine: expected lslo or transformers, got 'ctranslate2'" in err[0]
+
+
+def test_quantize_int8_translates_with_float32_adapters_and_is_recorded(trained, tmp_path, monkeypatch):
+    """`--quantize int8`: the base's linear layers become dynamic int8 ones, the LSLo adapters stay
+    float32 parameters, translations come out, and the scores say how they were made."""
+    import torch
+    from torch.ao.nn.quantized import dynamic
+
+    from lslo.tuner.model import LSLoModel
+
+    run, _ = trained
+    seen = {}
+    original = LSLoModel.generate
+
+    def spy(self, *a, **kw):
+        seen["float_linears"] = sum(type(m) is torch.nn.Linear for m in self.base.modules())
+        seen["quantized"] = sum(isinstance(m, dynamic.Linear) for m in self.base.modules())
+        seen["adapter_dtypes"] = {m.lora_A.dtype for m in self.lslo_modules().values()}
+        return original(self, *a, **kw)
+
+    monkeypatch.setattr(LSLoModel, "generate", spy)
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(segments("en", 2)) + "\n")
+    o = tmp_path / "int8.txt"
+    assert main(["translate", str(run), "--src", "en", "--tgt", "fr", "--input", str(src), "--output", str(o),
+                 "--quantize", "int8"]) == 0
+    assert len(o.read_text().splitlines()) == 2
+    assert seen["float_linears"] == 0 and seen["quantized"] > 0 and seen["adapter_dtypes"] == {torch.float32}
+    out = tmp_path / "eval-int8"
+    assert main(["evaluate", str(run), "--quantize", "int8", "--engine", "transformers", "--out", str(out),
+                 "--quiet"]) == 0
+    evaluated = json.loads((out / "scores.json").read_text())["evaluated"]
+    assert evaluated["quantize"] == "int8" and evaluated["engine"] == "transformers"
+
+
+def test_quantize_on_a_gpu_device_is_one_line(tmp_path):
+    from torch import nn
+
+    from lslo.decoding.quantize import QuantizeError, quantize_int8
+
+    with pytest.raises(QuantizeError, match="no nn.Linear"):
+        quantize_int8(nn.Sequential(nn.ReLU()))
+    meta = nn.Linear(2, 2, device="meta")
+    with pytest.raises(QuantizeError, match="runs on the CPU; the model is on meta"):
+        quantize_int8(meta)

@@ -83,6 +83,18 @@ def checkpoint_identity(run: str, used: str) -> dict:
     return {"checkpoint_sha256": meta.get("weights_sha256"), "checkpoint_time": mtime.isoformat(timespec="seconds")}
 
 
+def inference_settings(args: argparse.Namespace, cfg, model) -> dict:
+    """``--engine``/``--quantize`` (else the run's eval section) applied to a loaded model: the
+    generate keyword for the engine, and the model's linear layers quantised when asked."""
+    e = cfg.eval
+    quantize = getattr(args, "quantize", None) or e.quantize
+    if quantize == "int8":
+        from lslo.decoding.quantize import quantize_int8
+
+        quantize_int8(model)
+    return {"engine": getattr(args, "engine", None) or e.engine, "quantize": quantize}
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from lslo.cli.outputs import check_output_dir, replace_dir, trained_directions
     from lslo.data.corpus import CorpusError
@@ -90,6 +102,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from lslo.training import load_run, run_directions
 
     cfg, model = load_run(args.run, checkpoint=args.checkpoint, device=args.device)
+    inference = inference_settings(args, cfg, model)
     corpus, data_label, split = evaluation_corpus(cfg, args.data, args.split)
     used = model.loaded_checkpoint
     out = _output_dir(args, cfg, data_label, split, used)
@@ -120,12 +133,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     scores = evaluate_model(
         model, corpus, dirs, beam=args.beam or e.beam, batch_size=args.batch_size or e.batch_size,
         max_new_tokens=args.max_new_tokens or e.max_new_tokens, length_penalty=e.length_penalty, spbleu=spbleu,
-        engine=args.engine or e.engine,
+        engine=inference["engine"],
         max_segments=args.max_segments or e.max_segments, quiet=args.quiet,
     )
     scores["evaluated"] = {"run": str(args.run), "data": data_label, "split": split, "checkpoint": used,
                            "checkpoint_asked": args.checkpoint, "segments": len(corpus),
-                           "languages": list(corpus.languages), "skipped_directions": skipped}
+                           "languages": list(corpus.languages), "skipped_directions": skipped, **inference}
     note = f" ('{args.checkpoint}' asked; the run has none)" if used != args.checkpoint else ""
     title = f"{cfg.method} ({used}{note}) on {Path(data_label).name} {split}"
     scores["evaluated"].update(checkpoint_identity(args.run, used))
@@ -140,6 +153,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     from lslo.training import load_run
 
     cfg, model = load_run(args.run, checkpoint=args.checkpoint, device=args.device)
+    inference = inference_settings(args, cfg, model)
     src, tgt = run_direction(cfg, args.src, args.tgt, allow_same=args.allow_same_language,
                              warn=lambda m: print(f"lslo translate: warning: {m}", file=sys.stderr))
     if args.output:
@@ -161,7 +175,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     e = cfg.eval
     out = model.translate(lines, [src] * len(lines), [tgt] * len(lines), batch_size=args.batch_size or e.batch_size,
                           num_beams=args.beam or e.beam, max_new_tokens=args.max_new_tokens or e.max_new_tokens,
-                          length_penalty=e.length_penalty, engine=args.engine or e.engine)
+                          length_penalty=e.length_penalty, engine=inference["engine"])
     text = "\n".join(out) + ("\n" if out else "")
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
@@ -185,6 +199,7 @@ def add_parser(sub) -> None:
     e.add_argument("--batch-size", type=positive_int, help="sentences per batch (default: the run's eval.batch_size)")
     e.add_argument("--max-new-tokens", type=positive_int, help="longest translation in tokens (default: the run's eval.max_new_tokens)")
     e.add_argument("--engine", choices=["lslo", "transformers"], help="generation engine: lslo (lean beam search) | transformers (its generate); default: the run's eval.engine")
+    e.add_argument("--quantize", choices=["none", "int8"], help="none | int8: dynamic int8 linear layers on the CPU (LSLo adapters stay float32); default: the run's eval.quantize")
     e.add_argument("--max-segments", type=positive_int, help="only the first N segments of every direction")
     e.add_argument("--spm-model", help="SentencePiece model for spBLEU when sacrebleu's flores model is absent")
     e.add_argument("--out", help="output directory (default: RUN/eval-[DATA-]SPLIT-CHECKPOINT)")
@@ -205,6 +220,7 @@ def add_parser(sub) -> None:
     tr.add_argument("--batch-size", type=positive_int, help="sentences per batch (default: the run's eval.batch_size)")
     tr.add_argument("--max-new-tokens", type=positive_int, help="longest translation in tokens (default: the run's eval.max_new_tokens)")
     tr.add_argument("--engine", choices=["lslo", "transformers"], help="generation engine: lslo (lean beam search) | transformers (its generate); default: the run's eval.engine")
+    tr.add_argument("--quantize", choices=["none", "int8"], help="none | int8: dynamic int8 linear layers on the CPU (LSLo adapters stay float32); default: the run's eval.quantize")
     tr.add_argument("--allow-same-language", action="store_true", help="translate when --src equals --tgt")
     tr.add_argument("--device")
     tr.set_defaults(func=cmd_translate)

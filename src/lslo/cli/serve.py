@@ -50,6 +50,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ServeError(f"--port {args.port}: expected 1-65535")
     sock = _bind(args.host, args.port)  # before loading the model: a busy port fails in one line, at once
     cfg, model = load_run(args.run, checkpoint=args.checkpoint, device=args.device)
+    from lslo.cli.evaluate import inference_settings
+
+    inference = inference_settings(args, cfg, model)
     used = model.loaded_checkpoint
     label = used if used == args.checkpoint else f"{used}; the run has no '{args.checkpoint}' checkpoint"
     from lslo.cli.outputs import trained_directions
@@ -57,7 +60,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     trained = trained_directions(cfg) if used != "none" else None
     e = cfg.eval
     gen = {"num_beams": args.beam or e.beam, "max_new_tokens": args.max_new_tokens or e.max_new_tokens,
-           "length_penalty": e.length_penalty, "engine": args.engine or e.engine}
+           "length_penalty": e.length_penalty, "engine": inference["engine"]}
     api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV)
     service = service_for_model(
         model, list(cfg.lslo.codes), gen, api_key=api_key, policy=args.policy,
@@ -121,6 +124,8 @@ def add_parser(sub) -> None:
     p.add_argument("--beam", type=positive_int, help="beam size (default: eval.beam)")
     p.add_argument("--engine", choices=["lslo", "transformers"], help="generation engine: lslo (lean beam "
                    "search) | transformers (its generate); default: eval.engine")
+    p.add_argument("--quantize", choices=["none", "int8"], help="none | int8: dynamic int8 linear layers on the "
+                   "CPU (LSLo adapters stay float32); default: eval.quantize")
     p.add_argument("--max-new-tokens", type=positive_int, help="default: eval.max_new_tokens")
     p.add_argument("--policy", default="mixed", choices=["mixed", "direction", "single"],
                    help="batching: mixed directions (default), one direction per batch, or no batching")

@@ -129,6 +129,8 @@ class EvalConfig:
     length_penalty: float = _f(1.0, "beam search's length penalty")
     engine: str = _f("lslo", "generation: lslo (lean beam search for M2M-100/NLLB, the same translations as "
                              "transformers' generate, faster; other models use transformers') | transformers")
+    quantize: str = _f("none", "none | int8: dynamic int8 linear layers on the CPU (LSLo adapters stay float32; "
+                               "faster, slightly different translations)")
     spm_model: str | None = _f(None, "SentencePiece model for spBLEU when sacrebleu's flores model is not on "
                                      "disk (the signature names it)")
     spm_tokenizer: str = _f("auto", "sacrebleu's model when present locally: auto (flores200 for NLLB, flores101 "
@@ -272,6 +274,8 @@ class RunConfig:
                 raise ConfigError("trainable_languages: pruning pools languages together; disable pruning.enabled")
         if self.eval.beam < 1:
             raise ConfigError(f"eval.beam: expected an integer >= 1, got {self.eval.beam!r}")
+        if self.eval.quantize not in ("none", "int8"):
+            raise ConfigError(f"eval.quantize: expected none or int8, got {self.eval.quantize!r}")
         if self.eval.engine not in ("lslo", "transformers"):
             raise ConfigError(f"eval.engine: expected lslo or transformers, got {self.eval.engine!r}")
         if self.eval.spm_tokenizer not in ("auto", "flores101", "flores200"):
