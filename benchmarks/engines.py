@@ -9,6 +9,8 @@ Engines (``--engines``), each run in its own process, alternating, ``--repeats``
   zero init, so they cost what trained ones cost and leave the base's output), one batch mixing
   directions, lslo's lean beam search (``lslo.decoding``): the path of ``lslo translate``,
   ``evaluate`` and ``serve``;
+- ``lslo-int8``: ``lslo`` with the base's linear layers quantised to dynamic int8 (``--quantize
+  int8``; the adapters stay float32);
 - ``lslo-hf``: the same model and batches through transformers' ``generate`` with lslo's
   beam-search cache (``engine="transformers"``; lslo's generation before the lean search);
 - ``hf-base``: the same batches through transformers' ``generate`` on the plain base (no adapters,
@@ -48,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-ENGINES = ("lslo", "lslo-hf", "hf-base", "ct2-float32", "ct2-int8")
+ENGINES = ("lslo", "lslo-int8", "lslo-hf", "hf-base", "ct2-float32", "ct2-int8")
 
 
 def pick(corpus, codes: list[str], n: int, seed: int) -> list[dict]:
@@ -76,7 +78,7 @@ def worker(engine: str, work: dict, threads: int) -> dict:
     src = [w["src"] for w in work["items"]]
     tgt = [w["tgt"] for w in work["items"]]
     g = work["gen"]
-    if engine in ("lslo", "lslo-hf", "hf-base"):
+    if engine in ("lslo", "lslo-int8", "lslo-hf", "hf-base"):
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
         from lslo.tuner import LSLoConfig, LSLoModel
@@ -87,12 +89,16 @@ def worker(engine: str, work: dict, threads: int) -> dict:
         if engine == "hf-base":
             layout.update(encoder_positions=[], decoder_positions=[])
         model = LSLoModel(base, LSLoConfig.from_dict(layout), tok).eval()
+        if engine == "lslo-int8":
+            from lslo.decoding.quantize import quantize_int8
+
+            quantize_int8(model)
 
         def run(tx, s, t):
             return model.translate(tx, s, t, batch_size=g["batch_size"], max_tokens=g["max_tokens"],
                                    num_beams=g["beam"], max_new_tokens=g["max_new_tokens"],
                                    length_penalty=g["length_penalty"], beam_cache=engine == "lslo-hf",
-                                   engine="lslo" if engine == "lslo" else "transformers")
+                                   engine="transformers" if engine in ("lslo-hf", "hf-base") else "lslo")
 
         def count(outs):
             return sum(len(x) for x in tok(outs, add_special_tokens=False)["input_ids"])
@@ -257,6 +263,11 @@ def main(argv=None) -> int:
             rows[e]["chrf++"] = round(CHRF(word_order=2).corpus_score(outs, [refs]).score, 2)
     ratios = {f"lslo/{e}": round(rows["lslo"]["segments_per_s"] / rows[e]["segments_per_s"], 3)
               for e in engines if e != "lslo"}
+    if "lslo-int8" in rows and "ct2-int8" in rows:
+        ratios["lslo-int8/ct2-int8"] = round(rows["lslo-int8"]["segments_per_s"] / rows["ct2-int8"]["segments_per_s"], 3)
+    int8_chrf = {f"{q}-{f}": round(rows[q]["chrf++"] - rows[f]["chrf++"], 2)
+                 for q, f in (("lslo-int8", "lslo"), ("ct2-int8", "ct2-float32"))
+                 if q in rows and f in rows and "chrf++" in rows[q]}
     import torch
 
     doc = {"benchmark": "engines", "command": "python benchmarks/engines.py " + " ".join(argv or sys.argv[1:]),
@@ -267,7 +278,7 @@ def main(argv=None) -> int:
            "settings": {"segments": args.segments, "directions": len({(w["src"], w["tgt"]) for w in items}),
                         "beam": args.beam, "max_new_tokens": args.max_new_tokens,
                         "length_penalty": cfg.eval.length_penalty, "repeats": args.repeats},
-           "results": rows, "speed_ratios": ratios}
+           "results": rows, "speed_ratios": ratios, "int8_chrf_change": int8_chrf}
     emit(doc, args.json)
     return 0
 
