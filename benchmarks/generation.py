@@ -65,7 +65,7 @@ def main(argv=None) -> int:
             for name, flag in (("lslo", True), ("transformers", False)):
                 t0 = time.perf_counter()
                 outs[name] = translation.translate(model, texts, src, tgt, args.batch_size, args.max_tokens,
-                                                   beam_cache=flag, **gen)
+                                                   engine="transformers", beam_cache=flag, **gen)
                 times[name].append(time.perf_counter() - t0)
         med = {k: statistics.median(v) for k, v in times.items()}
         row = {"beams": beams, "lslo_cache_s": round(med["lslo"], 2), "transformers_cache_s": round(med["transformers"], 2),

@@ -1,6 +1,7 @@
 """Where lslo's beam search spends its time: a torch.profiler breakdown of ``LSLoModel.translate``.
 
-    python benchmarks/profile_generation.py [--segments 64] [--beam 4] [--json benchmarks/results/profile_generation.json]
+    python benchmarks/profile_generation.py [--engine lslo|transformers] [--segments 64] [--beam 4]
+                                            [--json benchmarks/results/profile_generation.json]
 
 The same mixed-direction segments as ``benchmarks/engines.py`` (its ``pick``), on the testbed base
 with LSLo adapters on the paper's positions (unmerged). Regions are labelled with
@@ -8,12 +9,12 @@ with LSLo adapters on the paper's positions (unmerged). Regions are labelled wit
 inclusive CPU time and share of the wall time:
 
 - ``encoder``: the encoder forward (once per batch);
-- ``decoder``: every decoder step's forward, of which ``lslo adapters`` (the routed gather + two
-  ``bmm`` of every adapted projection) and ``attention`` (aten's attention kernels: softmax,
-  scaled-dot-product, the q·k and ·v products) are parts;
-- ``lm head``: the output projection and its log-softmax;
-- ``logits processors``: transformers' processors (suppressed tokens, no-repeat, ...);
-- ``cache reorder``: ``reorder_cache`` of the self-attention cache after every beam step;
+- ``decoder``: every decoder step's forward without the output projection, of which ``lslo
+  adapters`` (the routed gather + two ``bmm`` of every adapted projection) and ``attention``
+  (aten's attention kernels: softmax, scaled-dot-product, the q·k and ·v products) are parts;
+- ``lm head``: the output projection to the vocabulary;
+- ``logits processors``: the suppressed tokens (transformers' processors, or the lean search's);
+- ``cache reorder``: the beam reorder of the self-attention cache after every beam step;
 - ``other aten ops``: aten time outside those regions (beam bookkeeping: topk, gather, index ops);
 - ``python and framework``: the wall time no aten op accounts for (Python in ``generate``, the
   per-step dispatch, module calls).
@@ -52,7 +53,7 @@ def labelled(name: str, fn):
 
 
 @contextlib.contextmanager
-def patched(model):
+def patched(model, engine: str = "lslo"):
     """Label the regions (restored afterwards)."""
     from transformers import LogitsProcessorList
     from transformers.cache_utils import EncoderDecoderCache
@@ -67,8 +68,15 @@ def patched(model):
 
     base = model.base
     put(base.get_encoder(), "forward", "encoder")
-    put(base.get_decoder(), "forward", "decoder")
     put(base.lm_head, "forward", "lm head")
+    if engine == "lslo":  # the lean search: its step function holds the decoder and the lm head
+        from lslo.decoding import m2m100, search
+
+        put(m2m100.M2M100Stepper, "_forward", "decoder")
+        put(m2m100.M2M100Stepper, "_gather", "cache reorder")
+        put(search, "_process", "logits processors")
+    else:
+        put(base.get_decoder(), "forward", "decoder")
     put(layer, "routed_lora", "lslo adapters")
     put(LogitsProcessorList, "__call__", "logits processors")
     put(EncoderDecoderCache, "reorder_cache", "cache reorder")
@@ -86,6 +94,8 @@ def patched(model):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default=str(ROOT / "configs" / "testbed-wesnoth-lang12.yaml"))
+    p.add_argument("--engine", choices=["lslo", "transformers"], default="lslo",
+                   help="lslo's lean beam search or transformers' generate (with lslo's beam cache)")
     p.add_argument("--segments", type=int, default=64)
     p.add_argument("--beam", type=int, default=4)
     p.add_argument("--max-new-tokens", type=int, default=64)
@@ -107,13 +117,14 @@ def main(argv=None) -> int:
     codes = list(cfg.lslo.codes)
     items = pick(load_corpus(cfg.data.path, cfg.data.test_split, codes), codes, args.segments, args.seed)
     texts, src, tgt = ([w[k] for w in items] for k in ("text", "src", "tgt"))
-    gen = {"num_beams": args.beam, "max_new_tokens": args.max_new_tokens, "length_penalty": cfg.eval.length_penalty}
+    gen = {"num_beams": args.beam, "max_new_tokens": args.max_new_tokens, "length_penalty": cfg.eval.length_penalty,
+           "engine": args.engine}
     model.translate(texts[:2], src[:2], tgt[:2], **gen)  # warm-up
     t0 = time.perf_counter()
     model.translate(texts, src, tgt, batch_size=args.batch_size, **gen)
     plain = time.perf_counter() - t0
     # routed_lora is a module global of lslo.tuner.layer looked up at every call: patching it labels it
-    with patched(model), profile(activities=[ProfilerActivity.CPU]) as prof:
+    with patched(model, args.engine), profile(activities=[ProfilerActivity.CPU]) as prof:
         t0 = time.perf_counter()
         model.translate(texts, src, tgt, batch_size=args.batch_size, **gen)
         wall = time.perf_counter() - t0
@@ -124,11 +135,12 @@ def main(argv=None) -> int:
     attention = sum(e.self_cpu_time_total for e in events if e.key in ATTENTION_OPS) / 1e6
     # aten time inside the labelled regions (their inclusive time less the Python inside them is not
     # separable here; "other aten ops" is the aten self time outside encoder/decoder/lm head/processors/cache)
-    labelled_total = sum(incl.get(k, 0.0) for k in ("encoder", "decoder", "lm head", "logits processors",
-                                                     "cache reorder"))
+    decoder = incl.get("decoder", 0.0) - (incl.get("lm head", 0.0) if args.engine == "lslo" else 0.0)
+    labelled_total = incl.get("encoder", 0.0) + decoder + sum(
+        incl.get(k, 0.0) for k in ("lm head", "logits processors", "cache reorder"))
     regions = {
         "encoder": incl.get("encoder", 0.0),
-        "decoder": incl.get("decoder", 0.0),
+        "decoder": decoder,
         "  of which lslo adapters": incl.get("lslo adapters", 0.0),
         "  of which attention kernels": attention,
         "lm head": incl.get("lm head", 0.0),
@@ -141,11 +153,13 @@ def main(argv=None) -> int:
            "command": "python benchmarks/profile_generation.py " + " ".join(argv or sys.argv[1:]),
            "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                        "threads": args.threads, "torch": torch.__version__},
-           "settings": {"segments": args.segments, "beam": args.beam, "max_new_tokens": args.max_new_tokens,
+           "settings": {"engine": args.engine, "segments": args.segments, "beam": args.beam, "max_new_tokens": args.max_new_tokens,
                         "batch_size": args.batch_size},
            "wall_s_unprofiled": round(plain, 3), "wall_s_profiled": round(wall, 3),
            "decoder_calls": counts.get("decoder", 0), "aten_self_s": round(aten_self, 3),
-           "regions": {k: {"seconds": round(v, 3), "share_of_wall": round(v / wall, 3)} for k, v in regions.items()}}
+           "regions": {k: {"seconds": round(v, 3), "share_of_wall": round(v / wall, 3),
+                           **({"calls": counts[k.strip()]} if k.strip() in counts else {})}
+                       for k, v in regions.items()}}
     emit(doc, args.json)
     return 0
 

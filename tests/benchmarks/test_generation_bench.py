@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
 from conftest import write_run_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,20 +28,26 @@ def test_generation_benchmark_times_both_caches_and_finds_identical_translations
     assert doc["settings"]["segments"] == 8 and doc["settings"]["directions"] <= 6
 
 
-def test_generation_profile_labels_every_region(tmp_path):
+@pytest.mark.parametrize("engine", ["lslo", "transformers"])
+def test_generation_profile_labels_every_region(tmp_path, engine):
     import json
     import subprocess
     import sys
 
     out = tmp_path / "p.json"
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "profile_generation.py"), "--segments", "3",
-                        "--max-new-tokens", "6", "--beam", "2", "--threads", "1", "--json", str(out)],
+                        "--max-new-tokens", "6", "--beam", "2", "--threads", "1", "--engine", engine,
+                        "--json", str(out)],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     doc = json.loads(out.read_text())
     reg = doc["regions"]
     assert doc["decoder_calls"] >= 2  # one decoder forward per generated step
-    for name in ("encoder", "decoder", "  of which lslo adapters", "lm head", "logits processors"):
-        assert reg[name]["seconds"] > 0, name  # every region was reached and labelled
+    assert doc["settings"]["engine"] == engine
+    assert reg["decoder"]["seconds"] > 0 and reg["lm head"]["seconds"] > 0
+    for name in ("encoder", "decoder", "lm head", "logits processors", "cache reorder"):
+        assert "calls" in reg[name], name
+    for name in ("encoder", "decoder", "  of which lslo adapters", "lm head", "logits processors", "cache reorder"):
+        assert reg[name]["seconds"] >= 0 and reg[name].get("calls", 1) > 0, name  # reached and labelled
     assert reg["  of which lslo adapters"]["seconds"] < reg["decoder"]["seconds"] + reg["encoder"]["seconds"]
     assert all(0 <= v["share_of_wall"] <= 1.5 for v in reg.values())
