@@ -326,6 +326,7 @@ def main() -> int:
         result["machine"] = {"cpus": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__}
         result["command"] = "python benchmarks/regime.py " + " ".join(sys.argv[1:])
         doc["results"][key] = result
+        doc.get("partial", {}).pop(key, None)  # a finished run replaces its stopped probe
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
         os.replace(tmp, path)
