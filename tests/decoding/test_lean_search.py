@@ -160,3 +160,14 @@ def test_unknown_engine_is_refused(m2m_dir):
     with pytest.raises(ValueError, match="engine must be one of lslo, transformers"):
         model.generate(b["input_ids"], b["attention_mask"], b["src_lang"], b["tgt_lang"], engine="ct2")
 
+
+
+def test_training_mode_and_other_attention_kernels_go_to_transformers(m2m_dir):
+    model = load_lslo(m2m_dir, seed=3)
+    model.base.train()
+    assert "training mode" in decoding.unsupported(model.base, {})
+    model.base.eval()
+    model.base.config._attn_implementation = "eager"
+    assert "attention implementation 'eager'" in decoding.unsupported(model.base, {})
+    model.base.config._attn_implementation = "sdpa"
+    assert decoding.unsupported(model.base, {"num_beams": 4, "max_length": 9}) is None

@@ -68,8 +68,10 @@ def unsupported(model: nn.Module, kwargs: dict[str, Any]) -> str | None:
 
     if not is_m2m100(model):
         return f"{type(model).__name__} is not an M2M-100-architecture model"
-    if getattr(model.config, "_attn_implementation", "sdpa") not in ("sdpa", "eager", None):
-        return f"attention implementation {model.config._attn_implementation!r}"
+    if getattr(model.config, "_attn_implementation", "sdpa") not in ("sdpa", None):
+        return f"attention implementation {model.config._attn_implementation!r} (the lean search uses sdpa's kernel)"
+    if model.training:
+        return "the model is in training mode (dropout)"
     values, extra = _settings(model, kwargs)
     if extra:
         return f"argument(s) {', '.join(sorted(extra))}"

@@ -64,12 +64,14 @@ class M2M100Stepper:
             v = att.v_proj(enc).view(batch, src_len, self.heads, self.head_dim).transpose(1, 2)
             self.cross.append((k, v))
         self.max_length = max_length
-        # self-attention keys/values, time-major: (max_length, rows, heads, head dim) views of two flat
-        # buffers per layer; a step writes position t in place, a beam reorder gathers rows into the
-        # other buffer (no allocation per step), attention reads a (rows, heads, t, head dim) view
+        # self-attention keys/values, time-major: (max_length, rows, heads, head dim) views of flat
+        # buffers, one key and one value buffer per layer plus one spare; a step writes position t in
+        # place, a beam reorder gathers each buffer's rows into the spare, which takes its place (no
+        # allocation per step), and attention reads a (rows, heads, t, head dim) view
         self.rows = batch
         size = max_length * batch * beams * self.heads * self.head_dim
-        self._buffers = [[enc.new_empty(size) for _ in range(4)] for _ in self.layers]  # k, v, spare k, spare v
+        self._buffers = [[enc.new_empty(size), enc.new_empty(size)] for _ in self.layers]
+        self._spare = enc.new_empty(size)
         self.length = 0  # decoder positions in the self-attention cache
 
     def _cache(self, i: int, which: int) -> torch.Tensor:
@@ -132,14 +134,12 @@ class M2M100Stepper:
     def _gather(self, rows: torch.Tensor) -> None:
         """Rows ``rows`` of the self-attention cache become the cache, in that order."""
         n = self.length
+        size = n * rows.shape[0] * self.heads * self.head_dim
         for i, bufs in enumerate(self._buffers):
             for which in (0, 1):
-                old = self._cache(i, which)[:n]
-                size = n * rows.shape[0] * self.heads * self.head_dim
-                out = bufs[which + 2][:size].view(n, rows.shape[0], self.heads, self.head_dim)
-                torch.index_select(old, 1, rows, out=out)
-            bufs[0], bufs[2] = bufs[2], bufs[0]
-            bufs[1], bufs[3] = bufs[3], bufs[1]
+                out = self._spare[:size].view(n, rows.shape[0], self.heads, self.head_dim)
+                torch.index_select(self._cache(i, which)[:n], 1, rows, out=out)
+                bufs[which], self._spare = self._spare, bufs[which]
         self.rows = rows.shape[0]
 
     def select(self, rows: torch.Tensor, sentences: torch.Tensor | None) -> None:
