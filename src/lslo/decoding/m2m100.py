@@ -47,7 +47,6 @@ class M2M100Stepper:
         self.beams = beams
         first = self.layers[0].self_attn
         self.heads, self.head_dim = first.num_heads, first.head_dim
-        self.pad = self.decoder.padding_idx
         encoder = model.model.encoder
         enc = encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         batch, src_len, dim = enc.shape
