@@ -23,6 +23,9 @@ Beam search (beam 5) of a batch mixing 6 directions, fixed output length:
   gen_lslo      unmerged LSLo (per-sentence routing inside generate)
   gen_base      the base model
   gen_merged    model.merge(src, tgt): one direction folded into the weights
+  (all three through transformers' generate; gen_lean_lslo and gen_lean_base: unmerged LSLo and the
+  base through lslo's own beam search, lslo.decoding, the end-of-sentence token suppressed so the
+  output length is fixed there too)
 Memory of a training step: the peak allocated during forward+backward+Adam step above what was
 allocated before it (CUDA: torch.cuda.max_memory_allocated; CPU: the profiler's allocator
 events), plus the bytes autograd saves for backward (unique storages, parameters and buffers
@@ -63,6 +66,7 @@ GOALS = {
     "lslo_100/lslo_12": 1.10,
     "gen_unmerged/base": 1.25,
     "gen_merged/base": 1.02,
+    "gen_lean_unmerged/base": 1.25,
     "mem lslo/shared_lora": 1.05,
 }
 LEVEL_CYCLE = ("high",) * 4 + ("medium",) * 4 + ("low",) * 4  # 12 languages: 4/4/4 as the paper
@@ -390,10 +394,28 @@ def main(argv=None) -> dict:
         with lslo.route(gsrc, gtgt):
             return lslo.base.generate(**gen_inputs, **gen_kw)
 
+    from lslo import decoding
+
+    lean_kw = dict(num_beams=args.beams, max_new_tokens=args.gen_tokens, pad_token_id=1, eos_token_id=2,
+                   suppress_tokens=[2])
+    prompt = gen_inputs["decoder_input_ids"]
+
+    def gen_lean(model):
+        why = decoding.unsupported(model, lean_kw)
+        if why:
+            raise SystemExit(f"speed.py: the lean search cannot run here: {why}")
+        return decoding.generate(model, gen_inputs["input_ids"], gen_inputs["attention_mask"], prompt, lean_kw)
+
+    def gen_lean_lslo():
+        with lslo.route(gsrc, gtgt):
+            return gen_lean(lslo.base)
+
     gen_variants = {
         "gen_lslo": gen_lslo,
         "gen_base": lambda: gen_base.generate(**gen_inputs, **gen_kw),
         "gen_merged": lambda: merged.generate(**gen_inputs, **gen_kw),
+        "gen_lean_lslo": gen_lean_lslo,
+        "gen_lean_base": lambda: gen_lean(gen_base),
     }
     gen_raw = {k: [] for k in gen_variants}
     gen_repeats = 2 * args.repeats
@@ -404,7 +426,7 @@ def main(argv=None) -> dict:
                 shapes[k] = list(fn().shape)
         names_g = list(gen_variants)
         for rep in range(gen_repeats):
-            for k in names_g[rep % 3:] + names_g[: rep % 3]:
+            for k in names_g[rep % len(names_g):] + names_g[: rep % len(names_g)]:
                 sync(device)
                 t0 = CLOCK()
                 gen_variants[k]()
@@ -421,6 +443,7 @@ def main(argv=None) -> dict:
         "lslo_100/lslo_12": train_median["lslo_100"] / train_median["lslo"],
         "gen_unmerged/base": gen_median["gen_lslo"] / gen_median["gen_base"],
         "gen_merged/base": gen_median["gen_merged"] / gen_median["gen_base"],
+        "gen_lean_unmerged/base": gen_median["gen_lean_lslo"] / gen_median["gen_lean_base"],
         "mem lslo/shared_lora": mem["lslo"] / mem["shared_lora"],
     }
     ratios = {k: {"value": round(v, 4), "goal": f"<= {GOALS[k]}", "met": bool(v <= GOALS[k])} for k, v in values.items()}
@@ -438,6 +461,7 @@ def main(argv=None) -> dict:
         "min of repeats: lslo_100/lslo_12": train_min["lslo_100"] / train_min["lslo"],
         "min of repeats: gen_unmerged/base": gen_min["gen_lslo"] / gen_min["gen_base"],
         "min of repeats: gen_merged/base": gen_min["gen_merged"] / gen_min["gen_base"],
+        "lean search speedup: gen_lslo/gen_lean_lslo": gen_median["gen_lslo"] / gen_median["gen_lean_lslo"],
     }
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     n_base = sum(p.numel() for p in pristine.parameters())
