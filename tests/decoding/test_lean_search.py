@@ -171,3 +171,28 @@ def test_training_mode_and_other_attention_kernels_go_to_transformers(m2m_dir):
     assert "attention implementation 'eager'" in decoding.unsupported(model.base, {})
     model.base.config._attn_implementation = "sdpa"
     assert decoding.unsupported(model.base, {"num_beams": 4, "max_length": 9}) is None
+
+
+def test_int8_stays_close_to_float32_on_the_testbed_base(testbed):
+    """int8 cannot be token-identical; its difference is bounded: the next-token distributions of a
+    teacher-forced batch stay close to float32's and most arg-max tokens agree."""
+    import copy
+
+    from lslo.decoding.quantize import quantize_int8
+
+    model, items = testbed
+    src, tgt, texts = zip(*items)
+    pieces = model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    b = build_batch(model.language_tokens(), pieces, list(src), list(tgt))
+    inputs = dict(input_ids=b["input_ids"], attention_mask=b["attention_mask"], decoder_input_ids=b["input_ids"][:, :8])
+    q = copy.deepcopy(model)
+    assert quantize_int8(q) > 0
+    with torch.no_grad():
+        with model.route(b["src_lang"], b["tgt_lang"]):
+            ref = torch.log_softmax(model.base(**inputs).logits, -1)
+        with q.route(b["src_lang"], b["tgt_lang"]):
+            got = torch.log_softmax(q.base(**inputs).logits, -1)
+    kl = (ref.exp() * (ref - got)).sum(-1)
+    assert float(kl.mean()) < 0.05  # 0.008 measured
+    assert float((ref.argmax(-1) == got.argmax(-1)).float().mean()) > 0.85  # 0.94 measured
+    assert not torch.equal(ref, got)  # really quantised
