@@ -83,6 +83,17 @@ def checkpoint_identity(run: str, used: str) -> dict:
     return {"checkpoint_sha256": meta.get("weights_sha256"), "checkpoint_time": mtime.isoformat(timespec="seconds")}
 
 
+def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--engine`` and ``--quantize`` of translate, evaluate and serve."""
+    from lslo.decoding.quantize import QUANTIZE
+    from lslo.tuner.model import ENGINES
+
+    parser.add_argument("--engine", choices=ENGINES, help="generation engine: lslo (lean beam search) | "
+                        "transformers (its generate); default: the run's eval.engine")
+    parser.add_argument("--quantize", choices=QUANTIZE, help="none | int8: dynamic int8 linear layers on the CPU "
+                        "(LSLo adapters stay float32); default: the run's eval.quantize")
+
+
 def inference_settings(args: argparse.Namespace, cfg, model) -> dict:
     """``--engine``/``--quantize`` (else the run's eval section) applied to a loaded model: the
     generate keyword for the engine, and the model's linear layers quantised when asked."""
@@ -198,8 +209,7 @@ def add_parser(sub) -> None:
     e.add_argument("--beam", type=positive_int, help="beam size (default: the run's eval.beam)")
     e.add_argument("--batch-size", type=positive_int, help="sentences per batch (default: the run's eval.batch_size)")
     e.add_argument("--max-new-tokens", type=positive_int, help="longest translation in tokens (default: the run's eval.max_new_tokens)")
-    e.add_argument("--engine", choices=["lslo", "transformers"], help="generation engine: lslo (lean beam search) | transformers (its generate); default: the run's eval.engine")
-    e.add_argument("--quantize", choices=["none", "int8"], help="none | int8: dynamic int8 linear layers on the CPU (LSLo adapters stay float32); default: the run's eval.quantize")
+    add_inference_arguments(e)
     e.add_argument("--max-segments", type=positive_int, help="only the first N segments of every direction")
     e.add_argument("--spm-model", help="SentencePiece model for spBLEU when sacrebleu's flores model is absent")
     e.add_argument("--out", help="output directory (default: RUN/eval-[DATA-]SPLIT-CHECKPOINT)")
@@ -219,8 +229,7 @@ def add_parser(sub) -> None:
     tr.add_argument("--beam", type=positive_int, help="beam size (default: the run's eval.beam)")
     tr.add_argument("--batch-size", type=positive_int, help="sentences per batch (default: the run's eval.batch_size)")
     tr.add_argument("--max-new-tokens", type=positive_int, help="longest translation in tokens (default: the run's eval.max_new_tokens)")
-    tr.add_argument("--engine", choices=["lslo", "transformers"], help="generation engine: lslo (lean beam search) | transformers (its generate); default: the run's eval.engine")
-    tr.add_argument("--quantize", choices=["none", "int8"], help="none | int8: dynamic int8 linear layers on the CPU (LSLo adapters stay float32); default: the run's eval.quantize")
+    add_inference_arguments(tr)
     tr.add_argument("--allow-same-language", action="store_true", help="translate when --src equals --tgt")
     tr.add_argument("--device")
     tr.set_defaults(func=cmd_translate)

@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 
-from lslo.cli.evaluate import positive_int
+from lslo.cli.evaluate import add_inference_arguments, inference_settings, positive_int
 from lslo.errors import LSLoError
 
 API_KEY_ENV = "LSLO_API_KEY"
@@ -50,8 +50,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ServeError(f"--port {args.port}: expected 1-65535")
     sock = _bind(args.host, args.port)  # before loading the model: a busy port fails in one line, at once
     cfg, model = load_run(args.run, checkpoint=args.checkpoint, device=args.device)
-    from lslo.cli.evaluate import inference_settings
-
     inference = inference_settings(args, cfg, model)
     used = model.loaded_checkpoint
     label = used if used == args.checkpoint else f"{used}; the run has no '{args.checkpoint}' checkpoint"
@@ -122,10 +120,7 @@ def add_parser(sub) -> None:
     p.add_argument("--api-key", help=f"require this key (default: ${API_KEY_ENV} when set)")
     p.add_argument("--device")
     p.add_argument("--beam", type=positive_int, help="beam size (default: eval.beam)")
-    p.add_argument("--engine", choices=["lslo", "transformers"], help="generation engine: lslo (lean beam "
-                   "search) | transformers (its generate); default: eval.engine")
-    p.add_argument("--quantize", choices=["none", "int8"], help="none | int8: dynamic int8 linear layers on the "
-                   "CPU (LSLo adapters stay float32); default: eval.quantize")
+    add_inference_arguments(p)
     p.add_argument("--max-new-tokens", type=positive_int, help="default: eval.max_new_tokens")
     p.add_argument("--policy", default="mixed", choices=["mixed", "direction", "single"],
                    help="batching: mixed directions (default), one direction per batch, or no batching")

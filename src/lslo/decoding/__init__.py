@@ -10,6 +10,7 @@ transformers' ``generate``, which stays the reference path.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -62,10 +63,16 @@ def _settings(model: nn.Module, kwargs: dict[str, Any]) -> tuple[dict[str, Any],
     return values, extra
 
 
-def unsupported(model: nn.Module, kwargs: dict[str, Any]) -> str | None:
-    """Why the lean search cannot run ``model.generate(**kwargs)`` (None when it can)."""
+@functools.lru_cache(maxsize=1)
+def _default_settings() -> dict[str, Any]:
+    """transformers' settings for a ``generate`` call that sets nothing (computed once)."""
     from transformers import GenerationConfig
 
+    return _settings(GenerationConfig(), {})[0]
+
+
+def unsupported(model: nn.Module, kwargs: dict[str, Any]) -> str | None:
+    """Why the lean search cannot run ``model.generate(**kwargs)`` (None when it can)."""
     if not is_m2m100(model):
         return f"{type(model).__name__} is not an M2M-100-architecture model"
     if getattr(model.config, "_attn_implementation", "sdpa") not in ("sdpa", None):
@@ -75,7 +82,7 @@ def unsupported(model: nn.Module, kwargs: dict[str, Any]) -> str | None:
     values, extra = _settings(model, kwargs)
     if extra:
         return f"argument(s) {', '.join(sorted(extra))}"
-    default, _ = _settings(GenerationConfig(), {})
+    default = _default_settings()
     for key, value in values.items():
         if key not in _HANDLED and value != default.get(key):
             return f"generation setting {key}={value!r}"

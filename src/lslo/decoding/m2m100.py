@@ -2,8 +2,9 @@
 
 What it does differently from ``M2M100ForConditionalGeneration.forward`` under ``generate``:
 
-- the self-attention keys/values live in one preallocated buffer per layer (no ``torch.cat``
-  per step, no cache objects);
+- the self-attention keys/values live in preallocated buffers (a key and a value buffer per layer
+  and one spare that a beam reorder gathers into: no ``torch.cat`` or allocation per step, no
+  cache objects);
 - the cross-attention keys/values are computed once per *sentence* from the encoder output and
   shared by its beams: the k beams' queries of a sentence attend as one (k, head dim) block, so
   nothing is repeated or copied per beam;

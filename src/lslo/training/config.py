@@ -274,10 +274,13 @@ class RunConfig:
                 raise ConfigError("trainable_languages: pruning pools languages together; disable pruning.enabled")
         if self.eval.beam < 1:
             raise ConfigError(f"eval.beam: expected an integer >= 1, got {self.eval.beam!r}")
-        if self.eval.quantize not in ("none", "int8"):
-            raise ConfigError(f"eval.quantize: expected none or int8, got {self.eval.quantize!r}")
-        if self.eval.engine not in ("lslo", "transformers"):
-            raise ConfigError(f"eval.engine: expected lslo or transformers, got {self.eval.engine!r}")
+        from lslo.decoding.quantize import QUANTIZE
+        from lslo.tuner.model import ENGINES
+
+        if self.eval.quantize not in QUANTIZE:
+            raise ConfigError(f"eval.quantize: expected {' or '.join(QUANTIZE)}, got {self.eval.quantize!r}")
+        if self.eval.engine not in ENGINES:
+            raise ConfigError(f"eval.engine: expected {' or '.join(ENGINES)}, got {self.eval.engine!r}")
         if self.eval.spm_tokenizer not in ("auto", "flores101", "flores200"):
             raise ConfigError(f"eval.spm_tokenizer: expected auto, flores101 or flores200, got {self.eval.spm_tokenizer!r}")
         return self
