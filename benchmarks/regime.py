@@ -340,6 +340,7 @@ def main() -> int:
     except Exception as e:  # a plot never costs a result
         print(f"regime.py: plots not drawn ({type(e).__name__}: {e})", file=sys.stderr)
     print(markdown(doc))
+    print(kept_markdown(doc))
     return 0
 
 
@@ -395,6 +396,32 @@ def markdown(doc: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def kept_markdown(doc: dict) -> str:
+    """What each language keeps after pruning (the last checkpoint of every pruned LSLo variant),
+    as the paper's table: % of the base's parameters by resource level (mean, and the range over the
+    level's languages) and the density of the pruned adapters (surviving / initial entries)."""
+    rows = [r for r in doc.get("results", {}).values()
+            if r.get("pruning") and (r["checkpoints"].get("last") or {}).get("per_language")]
+    if not rows:
+        return ""
+    lines = ["| N | variant | start ranks H/M/L | kept % of base H | M | L | density H | M | L |",
+             "|---:|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        pl = r["checkpoints"]["last"]["per_language"]
+        by: dict[str, list[dict]] = {}
+        for row in pl.values():
+            by.setdefault(row["level"], []).append(row)
+        kept, dens = [], []
+        for lvl in ("high", "medium", "low"):
+            xs = [x["percent_of_base"] for x in by.get(lvl, [])]
+            ds = [x["density"] for x in by.get(lvl, [])]
+            kept.append(f"{sum(xs) / len(xs):.3f} ({min(xs):.3f}-{max(xs):.3f})" if xs else "")
+            dens.append(f"{sum(ds) / len(ds):.3f}" if ds else "")
+        ranks = "/".join(str((r.get("ranks") or {}).get(k, "")) for k in ("high", "medium", "low"))
+        lines.append(f"| {r['n']} | {r['variant']} | {ranks} | " + " | ".join(kept) + " | " + " | ".join(dens) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def make_plots(doc: dict, out: Path) -> list[Path]:
     import matplotlib
 
@@ -441,24 +468,29 @@ def make_plots(doc: dict, out: Path) -> list[Path]:
         fig.savefig(p, dpi=110)
         plt.close(fig)
         made.append(p)
-    # data-size curve: all-directions chrF++ of each method family's best-by-validation variant, by N
-    fams: dict[str, dict[int, float]] = {}
+    # data-size curve: all-directions chrF++ of each method family's best-by-validation variant, by N,
+    # at both checkpoints (last: solid; best by validation: dashed)
+    fams: dict[tuple[str, str], dict[int, float]] = {}
     for r in res.values():
         fam = {"full": "full fine-tuning", "lslo": "LSLo"}.get(r["method"])
         if fam is None or r["checkpoints"].get("last") is None:
             continue
         fam += " + pruning" if r.get("pruning") else ""
-        cur = fams.setdefault(fam, {})
-        best = _pick(res, r["n"], r["method"], bool(r.get("pruning")))
-        if best is r:
-            cur[r["n"]] = r["checkpoints"]["last"]["groups"]["all"]["chrf++"]
+        if _pick(res, r["n"], r["method"], bool(r.get("pruning"))) is not r:
+            continue
+        for ckpt in ("last", "best"):
+            if r["checkpoints"].get(ckpt):
+                fams.setdefault((fam, ckpt), {})[r["n"]] = r["checkpoints"][ckpt]["groups"]["all"]["chrf++"]
     short = doc.get("short_budget")
     if fams and (any(len(v) > 1 for v in fams.values()) or short):
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
         colors = {"full fine-tuning": "#d62728", "LSLo + pruning": "#2ca02c", "LSLo": "#1f77b4"}
-        for fam, pts in fams.items():
+        for (fam, ckpt), pts in sorted(fams.items()):
             xs = sorted(pts)
-            ax.plot(xs, [pts[x] for x in xs], marker="o", label=f"{fam} (15 epochs)", color=colors.get(fam))
+            ax.plot(xs, [pts[x] for x in xs], marker="o" if ckpt == "last" else "D", ls="-" if ckpt == "last" else "--",
+                    mfc=None if ckpt == "last" else "none",
+                    label=f"{fam}, {'last (epoch 15)' if ckpt == 'last' else 'best by validation'}",
+                    color=colors.get(fam))
         if short:
             for fam, key in (("full fine-tuning", "full"), ("LSLo + pruning", "lslo+prune")):
                 ax.scatter([short["train_segments"]], [short[key]], marker="s", facecolors="none",
@@ -470,7 +502,7 @@ def make_plots(doc: dict, out: Path) -> list[Path]:
                        label="base")
         ax.set_xscale("log")
         ax.set_xlabel("training segments per language")
-        ax.set_ylabel("all-directions chrF++ (last checkpoint)")
+        ax.set_ylabel("all-directions chrF++ (15 epochs unless marked)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
@@ -480,13 +512,18 @@ def make_plots(doc: dict, out: Path) -> list[Path]:
         made.append(p)
     kept = [(k, r) for k, r in res.items() if r.get("pruning") and (r["checkpoints"].get("last") or {}).get("per_language")]
     if kept:
-        fig, axes = plt.subplots(1, len(kept), figsize=(5 * len(kept), 3.6), squeeze=False)
+        cols = min(3, len(kept))
+        rows = -(-len(kept) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+        for ax in axes.flat[len(kept):]:
+            ax.set_visible(False)
         colors = {"high": "#1f77b4", "medium": "#ff7f0e", "low": "#2ca02c"}
-        for ax, (k, r) in zip(axes[0], kept):
+        for ax, (k, r) in zip(axes.flat, kept):
             pl = r["checkpoints"]["last"]["per_language"]
             order = sorted(pl, key=lambda c: (["high", "medium", "low"].index(pl[c]["level"]), c))
             ax.bar(order, [pl[c]["percent_of_base"] for c in order], color=[colors[pl[c]["level"]] for c in order])
-            ax.set_title(f"{k}: kept after pruning", fontsize=9)
+            ranks = "/".join(str((r.get("ranks") or {}).get(x, "")) for x in ("high", "medium", "low"))
+            ax.set_title(f"{k} (ranks {ranks}): kept after pruning", fontsize=9)
             ax.set_ylabel("% of base parameters")
             ax.grid(axis="y", alpha=0.3)
         fig.tight_layout()

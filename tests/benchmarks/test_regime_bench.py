@@ -53,6 +53,10 @@ def test_regime_benchmark_end_to_end(tmp_path):
     assert (tmp_path / "plots" / "regime_curves_n3.png").is_file()
     assert (tmp_path / "plots" / "regime_kept.png").is_file()
     assert "| 3 | lslo+prune:lr=1e-2 | last |" in r.stdout
+    # the kept-parameters table: start ranks, then kept % by level (low starts at rank 8: keeps more)
+    row = next(x for x in r.stdout.splitlines() if x.startswith("| 3 | lslo+prune:lr=1e-2 | 2/2/8 |"))
+    kept = [float(c.split()[0]) for c in row.strip("|").split("|")[3:6]]
+    assert kept[2] > kept[0] > 0 and kept[0] == pytest.approx(last["per_level_percent"]["high"], abs=1e-3)
     # a rerun with the same settings keeps both (no training); a changed setting trains again
     again = _run(tmp_path, "none,lslo+prune:lr=1e-2")
     assert again.returncode == 0 and again.stderr.count("unchanged, kept") == 2
