@@ -340,7 +340,9 @@ def main() -> int:
     except Exception as e:  # a plot never costs a result
         print(f"regime.py: plots not drawn ({type(e).__name__}: {e})", file=sys.stderr)
     print(markdown(doc))
+    print(markdown(doc, "spbleu"))
     print(kept_markdown(doc))
+    print(goal_markdown(doc))
     return 0
 
 
@@ -371,16 +373,18 @@ def short_budget(base: Path) -> dict | None:
 
 
 # --------------------------------------------------------------------------- reporting
-def markdown(doc: dict) -> str:
-    """One row per (N, variant, checkpoint): chrF++ by resource group, all-directions chrF++ and
-    spBLEU, trainable % per language, training minutes (the README's table)."""
+def markdown(doc: dict, metric: str = "chrf++") -> str:
+    """One row per (N, variant, checkpoint): ``metric`` (chrF++ or spBLEU) by resource group, the
+    all-directions chrF++ and spBLEU, trainable % per language, training minutes (the README's table)."""
     short = {"high": "H", "medium": "M", "low": "L"}
     groups = [g for g in GROUP_ORDER if g != "all"]
     heads = ["→".join(short[x] for x in g.split("->")) for g in groups]
     head = ("| N | variant | checkpoint | trainable % per language (H/M/L) | " + " | ".join(heads)
-            + " | **all** chrF++ | all spBLEU | train min |")
+            + " | all chrF++ | all spBLEU | train min |")
+    bold = {"chrf++": 0, "spbleu": 1}[metric]
+    head = head.replace(["| all chrF++", "| all spBLEU"][bold], ["| **all** chrF++", "| **all** spBLEU"][bold])
     lines = [head, "|---:|---|---|---|" + "---:|" * len(groups) + "---:|---:|---:|"]
-    for r in doc["results"].values():
+    for r in sorted(doc["results"].values(), key=_row_order):
         for ckpt, e in r["checkpoints"].items():
             if e is None:
                 continue
@@ -389,19 +393,59 @@ def markdown(doc: dict) -> str:
             if pl:
                 share = "/".join(f"{pl[k]:.2f}" for k in ("high", "medium", "low") if k in pl)
             label = ckpt + (f" (epoch {e['epoch']})" if e.get("epoch") else "")
-            cells = " | ".join(f"{e['groups'][g]['chrf++']:.2f}" if g in e["groups"] else "" for g in groups)
+            cells = " | ".join(f"{e['groups'][g].get(metric, float('nan')):.2f}" if g in e["groups"] else ""
+                               for g in groups)
             a = e["groups"]["all"]
-            lines.append(f"| {r['n']} | {r['variant']} | {label} | {share} | {cells} | **{a['chrf++']:.2f}** | "
-                         f"{a.get('spbleu', float('nan')):.2f} | {r.get('train_seconds', 0) / 60:.0f} |")
+            alls = [f"{a['chrf++']:.2f}", f"{a.get('spbleu', float('nan')):.2f}"]
+            alls[bold] = f"**{alls[bold]}**"
+            lines.append(f"| {r['n']} | {r['variant']} | {label} | {share} | {cells} | {alls[0]} | {alls[1]} | "
+                         f"{r.get('train_seconds', 0) / 60:.0f} |")
     return "\n".join(lines) + "\n"
+
+
+LOW_TARGETS = ["high->low", "medium->low", "low->low"]
+
+
+def goal_markdown(doc: dict) -> str:
+    """The issue's goal, per N and checkpoint: the validation-chosen LSLo 2/2/8 + pruning against the
+    validation-chosen full fine-tuning (each family's lr with the lowest best validation loss), chrF++
+    and spBLEU on all directions and the low-resource target groups, LSLo minus full."""
+    res = doc.get("results", {})
+    lines = ["| N | checkpoint | LSLo + pruning | full fine-tuning | metric | all | H→L | M→L | L→L | goal met |",
+             "|---:|---|---|---|---|---:|---:|---:|---:|---|"]
+    for n in sorted({r["n"] for r in res.values()}):
+        lslo, full = _pick(res, n, "lslo", True), _pick(res, n, "full", False)
+        if not (lslo and full):
+            continue
+        for ckpt in ("last", "best"):
+            a, b = lslo["checkpoints"].get(ckpt), full["checkpoints"].get(ckpt)
+            if not (a and b):
+                continue
+            for metric in ("chrf++", "spbleu"):
+                d = [a["groups"][g][metric] - b["groups"][g][metric] for g in ["all", *LOW_TARGETS]]
+                met = "yes" if d[0] >= 0 and min(d[1:]) >= 0 else "no"
+                la = f"{lslo['variant']}" + (f" (epoch {a['epoch']})" if a.get("epoch") else "")
+                fb = f"{full['variant']}" + (f" (epoch {b['epoch']})" if b.get("epoch") else "")
+                lines.append(f"| {n} | {ckpt} | {la} | {fb} | {'chrF++' if metric == 'chrf++' else 'spBLEU'} | "
+                             + " | ".join(f"{x:+.2f}" for x in d) + f" | {met} |")
+    return "\n".join(lines) + "\n" if len(lines) > 2 else ""
+
+
+KIND_ORDER = ["none", "full", "lora", "lslo", "lslo+prune", "lslo-uniform+prune"]
+
+
+def _row_order(r: dict) -> tuple:
+    """Tables list N, then the base, full fine-tuning, LoRA, LSLo, LSLo + pruning, 8/8/8, each by lr."""
+    kind = r["variant"].partition(":lr=")[0]
+    return (r["n"], KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER), r.get("lr") or 0.0)
 
 
 def kept_markdown(doc: dict) -> str:
     """What each language keeps after pruning (the last checkpoint of every pruned LSLo variant),
     as the paper's table: % of the base's parameters by resource level (mean, and the range over the
     level's languages) and the density of the pruned adapters (surviving / initial entries)."""
-    rows = [r for r in doc.get("results", {}).values()
-            if r.get("pruning") and (r["checkpoints"].get("last") or {}).get("per_language")]
+    rows = sorted((r for r in doc.get("results", {}).values()
+                   if r.get("pruning") and (r["checkpoints"].get("last") or {}).get("per_language")), key=_row_order)
     if not rows:
         return ""
     lines = ["| N | variant | start ranks H/M/L | kept % of base H | M | L | density H | M | L |",

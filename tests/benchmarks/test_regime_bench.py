@@ -73,3 +73,31 @@ def test_bad_variant_and_prune_are_one_line_errors(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "regime.py"), "--prune", "x"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and r.stderr.strip().splitlines()[-1].startswith("regime.py: error: --prune")
+
+
+def _fake(variant: str, method: str, lr: float, valid: float, chrf: float, pruning: float | None = None) -> dict:
+    groups = {g: {"chrf++": chrf, "spbleu": chrf / 4} for g in ("all", "high->low", "medium->low", "low->low")}
+    groups["low->low"] = {"chrf++": chrf - 1, "spbleu": chrf / 4}
+    ck = {"groups": groups, "trainable_percent": 1.0}
+    return {"variant": variant, "n": 100, "method": method, "lr": lr, "pruning": pruning, "ranks": None,
+            "best_valid_loss": valid, "checkpoints": {"last": ck, "best": {**ck, "epoch": 3}}}
+
+
+def test_goal_table_compares_the_validation_chosen_variants():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import regime
+
+    doc = {"results": {
+        "a": _fake("full:lr=1e-4", "full", 1e-4, 3.9, 30.0),  # best chrF++, but not chosen: higher valid loss
+        "b": _fake("full:lr=3e-5", "full", 3e-5, 3.7, 20.0),
+        "c": _fake("lslo+prune:lr=1e-3", "lslo", 1e-3, 3.8, 21.0, pruning=0.9),
+        "d": _fake("lslo+prune:lr=1e-2", "lslo", 1e-2, 4.5, 10.0, pruning=0.9),
+    }}
+    rows = [x for x in regime.goal_markdown(doc).splitlines() if x.startswith("| 100 |")]
+    assert len(rows) == 4  # last/best x chrF++/spBLEU
+    last_chrf = rows[0].split(" | ")
+    assert last_chrf[2:5] == ["lslo+prune:lr=1e-3", "full:lr=3e-5", "chrF++"]
+    assert last_chrf[5:9] == ["+1.00", "+1.00", "+1.00", "+1.00"] and rows[0].endswith("yes |")
+    doc["results"]["c"]["checkpoints"]["last"]["groups"]["low->low"]["chrf++"] = 18.0  # one low group behind
+    assert regime.goal_markdown(doc).splitlines()[2].endswith("no |")
+    assert regime.markdown(doc).splitlines()[2].startswith("| 100 | full:lr=3e-5 |")  # rows by family, then lr
