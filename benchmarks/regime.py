@@ -481,18 +481,21 @@ def make_plots(doc: dict, out: Path) -> list[Path]:
         if not curves:
             continue
         fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
-        for v, r in curves.items():
+        for v, r in sorted(curves.items(), key=lambda kv: _row_order(kv[1])):
             ep = sorted(int(k) for k in r["curve"])
-            ax.plot(ep, [r["curve"][str(e)]["chrf++"] for e in ep], marker="o", ms=3, label=v)
+            style = _curve_style(r, list(curves.values()), plt)
+            ax.plot(ep, [r["curve"][str(e)]["chrf++"] for e in ep], marker="o", ms=3, label=v, **style)
             vl = [(e, r["curve"][str(e)]["valid_loss"]) for e in ep if r["curve"][str(e)]["valid_loss"] is not None]
-            ax2.plot([e for e, _ in vl], [x for _, x in vl], marker="o", ms=3, label=v)
+            ax2.plot([e for e, _ in vl], [x for _, x in vl], marker="o", ms=3, label=v, **style)
         for key, part in doc.get("partial", {}).items():  # stopped runs: their epochs, dashed, labelled
             if part["n"] != n or key in res:
                 continue
             ep = sorted(int(k) for k in part["curve"])
             label = f"{part['variant']} (stopped after epoch {ep[-1]})"
-            ax.plot(ep, [part["curve"][str(e)]["chrf++"] for e in ep], ls=":", marker="x", label=label)
-            ax2.plot(ep, [part["curve"][str(e)]["valid_loss"] for e in ep], ls=":", marker="x", label=label)
+            color = plt.get_cmap(FAMILY_COLORS.get(part["variant"].partition(":lr=")[0], "Greys"))(0.35)
+            ax.plot(ep, [part["curve"][str(e)]["chrf++"] for e in ep], ls=":", marker="x", label=label, color=color)
+            ax2.plot(ep, [part["curve"][str(e)]["valid_loss"] for e in ep], ls=":", marker="x", label=label,
+                     color=color)
         base = runs.get("none") or next((r for r in res.values() if r["variant"] == "none"), None)
         if base and base.get("curve_sample"):
             ax.axhline(base["curve_sample"]["all"]["chrf++"], color="black", ls="--", lw=1, label="base (none)")
@@ -576,6 +579,20 @@ def make_plots(doc: dict, out: Path) -> list[Path]:
         plt.close(fig)
         made.append(p)
     return made
+
+
+FAMILY_COLORS = {"full": "Reds", "lora": "Purples", "lslo": "Blues", "lslo+prune": "Greens",
+                 "lslo-uniform+prune": "Oranges"}
+
+
+def _curve_style(r: dict, runs: list[dict], plt) -> dict:
+    """One colour family per method (full: red, LoRA: purple, LSLo: blue, LSLo + pruning: green,
+    8/8/8 + pruning: orange), darker for a lower learning rate."""
+    kind = r["variant"].partition(":lr=")[0]
+    lrs = sorted({x.get("lr") or 0.0 for x in runs if x["variant"].partition(":lr=")[0] == kind})
+    i = lrs.index(r.get("lr") or 0.0)
+    shade = 0.9 - 0.45 * (i / max(1, len(lrs) - 1)) if len(lrs) > 1 else 0.75
+    return {"color": plt.get_cmap(FAMILY_COLORS.get(kind, "Greys"))(shade)}
 
 
 def _pick(res: dict, n: int, method: str, pruned: bool) -> dict | None:
