@@ -94,10 +94,12 @@ def test_goal_table_compares_the_validation_chosen_variants():
         "d": _fake("lslo+prune:lr=1e-2", "lslo", 1e-2, 4.5, 10.0, pruning=0.9),
     }}
     rows = [x for x in regime.goal_markdown(doc).splitlines() if x.startswith("| 100 |")]
-    assert len(rows) == 4  # last/best x chrF++/spBLEU
+    assert len(rows) == 8  # last/best x chrF++/spBLEU x (validation-chosen full, devtest-best full)
     last_chrf = rows[0].split(" | ")
-    assert last_chrf[2:5] == ["lslo+prune:lr=1e-3", "full:lr=3e-5", "chrF++"]
+    assert last_chrf[2:5] == ["lslo+prune:lr=1e-3", "full:lr=3e-5, validation-chosen", "chrF++"]
     assert last_chrf[5:9] == ["+1.00", "+1.00", "+1.00", "+1.00"] and rows[0].endswith("yes |")
+    bound = rows[2].split(" | ")  # the bound: the full lr that scores best on devtest, shown, never chosen
+    assert bound[3] == "full:lr=1e-4, devtest-best (bound)" and bound[5] == "-9.00" and rows[2].endswith("no |")
     doc["results"]["c"]["checkpoints"]["last"]["groups"]["low->low"]["chrf++"] = 18.0  # one low group behind
     assert regime.goal_markdown(doc).splitlines()[2].endswith("no |")
     assert regime.markdown(doc).splitlines()[2].startswith("| 100 | full:lr=3e-5 |")  # rows by family, then lr
