@@ -207,6 +207,7 @@ def run_variant(name: str, n: int, args, base: Path, dirs, test, spbleu) -> dict
             full = build_report(model)
             entry["per_language"] = {c: {"level": row["level"], "percent_of_base": row["percent_of_base"],
                                          "surviving": row["surviving"], "density": row["density"],
+                                         "surviving_B": row["surviving_B"], "density_B": row["density_B"],
                                          "effective_rank_mean": row["effective_rank_mean"]}
                                      for c, row in full.get("languages", {}).items()}
         result["checkpoints"][ckpt] = entry
@@ -452,12 +453,13 @@ def _row_order(r: dict) -> tuple:
 def kept_markdown(doc: dict) -> str:
     """What each language keeps after pruning (the last checkpoint of every pruned LSLo variant),
     as the paper's table: % of the base's parameters by resource level (mean, and the range over the
-    level's languages) and the density of the pruned adapters (surviving / initial entries)."""
+    level's languages) and the density of B, the pruned matrix (surviving / initial entries of B;
+    A is never pruned), by level: mean (min-max)."""
     rows = sorted((r for r in doc.get("results", {}).values()
                    if r.get("pruning") and (r["checkpoints"].get("last") or {}).get("per_language")), key=_row_order)
     if not rows:
         return ""
-    lines = ["| N | variant | start ranks H/M/L | kept % of base H | M | L | density H | M | L |",
+    lines = ["| N | variant | start ranks H/M/L | kept % of base H | M | L | B kept % H | M | L |",
              "|---:|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         pl = r["checkpoints"]["last"]["per_language"]
@@ -467,9 +469,9 @@ def kept_markdown(doc: dict) -> str:
         kept, dens = [], []
         for lvl in ("high", "medium", "low"):
             xs = [x["percent_of_base"] for x in by.get(lvl, [])]
-            ds = [x["density"] for x in by.get(lvl, [])]
+            ds = [100 * x["density_B"] for x in by.get(lvl, []) if "density_B" in x]
             kept.append(f"{sum(xs) / len(xs):.3f} ({min(xs):.3f}-{max(xs):.3f})" if xs else "")
-            dens.append(f"{sum(ds) / len(ds):.3f}" if ds else "")
+            dens.append(f"{sum(ds) / len(ds):.2f} ({min(ds):.2f}-{max(ds):.2f})" if ds else "n/a")
         ranks = "/".join(str((r.get("ranks") or {}).get(k, "")) for k in ("high", "medium", "low"))
         lines.append(f"| {r['n']} | {r['variant']} | {ranks} | " + " | ".join(kept) + " | " + " | ".join(dens) + " |")
     return "\n".join(lines) + "\n"
@@ -577,10 +579,15 @@ def make_plots(doc: dict, out: Path) -> list[Path]:
         for ax, (k, r) in zip(axes.flat, kept):
             pl = r["checkpoints"]["last"]["per_language"]
             order = sorted(pl, key=lambda c: (["high", "medium", "low"].index(pl[c]["level"]), c))
-            ax.bar(order, [pl[c]["percent_of_base"] for c in order], color=[colors[pl[c]["level"]] for c in order])
+            b_only = all("density_B" in pl[c] for c in order)  # B, the pruned matrix (A is never pruned)
+            vals = [100 * pl[c]["density_B"] if b_only else pl[c]["percent_of_base"] for c in order]
+            ax.bar(order, vals, color=[colors[pl[c]["level"]] for c in order])
+            if b_only:  # the differences between languages are a few % of B: zoom in, say so
+                lo, hi = min(vals), max(vals)
+                ax.set_ylim(max(0.0, lo - (hi - lo) - 0.5), hi + (hi - lo) + 0.5)
             ranks = "/".join(str((r.get("ranks") or {}).get(x, "")) for x in ("high", "medium", "low"))
             ax.set_title(f"{k} (ranks {ranks}): kept after pruning", fontsize=9)
-            ax.set_ylabel("% of base parameters")
+            ax.set_ylabel("% of B's entries kept (y zoomed)" if b_only else "% of base parameters")
             ax.grid(axis="y", alpha=0.3)
         fig.tight_layout()
         p = out / "regime_kept.png"

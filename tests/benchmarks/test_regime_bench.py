@@ -43,6 +43,9 @@ def test_regime_benchmark_end_to_end(tmp_path):
     assert "train_subset_seed: 7" in cfg and "unit: epoch" in cfg
     per = last["per_language"]
     assert len(per) == 12 and all(0 < row["density"] < 0.6 for row in per.values())
+    # B alone (the pruned matrix): layer-wise across languages, 10% of B's entries survive in all
+    kept_b = sum(row["surviving_B"] for row in per.values())
+    assert kept_b / sum(row["surviving_B"] / row["density_B"] for row in per.values()) == pytest.approx(0.1, abs=0.01)
     assert last["per_level_percent"]["low"] > last["per_level_percent"]["high"]  # rank 8 vs 2
     # one curve point per epoch: validation loss and chrF++, the pruning ratio at that epoch
     curve = lslo["curve"]

@@ -473,6 +473,11 @@ def test_sparsity_report_contents():
     en = rep["languages"]["en"]
     assert 0 < en["surviving"] < en["total"]
     assert en["percent_of_base"] == pytest.approx(100 * en["surviving"] / 50_000)
+    # B alone: pruning touches only B here, so every pruned entry is B's and A is whole
+    assert en["total_B"] < en["total"] and en["total"] - en["surviving"] == en["total_B"] - en["surviving_B"]
+    kept_b = sum(v["surviving_B"] for v in rep["languages"].values())
+    assert kept_b / sum(v["total_B"] for v in rep["languages"].values()) == pytest.approx(0.5, abs=0.02)
+    assert en["density_B"] == pytest.approx(en["surviving_B"] / en["total_B"])
     assert en["rank"] == 2 and rep["languages"]["wo"]["rank"] == 4
     assert 0 <= en["effective_rank_mean"] <= 2
     assert set(en["density_by_position"]) == {

@@ -15,7 +15,8 @@ def sparsity_report(modules: nn.Module | Sequence[nn.Module], base_param_count: 
     """Per-language surviving parameters, share of the base model and effective rank (plain dict).
 
     ``languages[code]``: surviving (kept valid entries of A and B), total (valid entries),
-    density, percent_of_base, compact_params (r'(d_in + d_out) summed: what a compacted
+    density, surviving_B / total_B / density_B (the same for B alone: what B-only pruning
+    decides per language), percent_of_base, compact_params (r'(d_in + d_out) summed: what a compacted
     adapter stores densely), effective_rank_mean/min (components whose A row and B column both
     keep an entry, over modules), rank (max r_l), density_by_position ("side.layer.position").
     ``positions``: density per position over all languages. ``total``: sums over languages.
@@ -30,14 +31,18 @@ def sparsity_report(modules: nn.Module | Sequence[nn.Module], base_param_count: 
                 r = int(m.ranks[lang])
                 ma, mb = m.mask_A_of(lang), m.mask_B_of(lang)
                 d_in, d_out = ma.shape[1], mb.shape[0]
-                kept = int(ma.sum()) + int(mb.sum())
+                kept_b = int(mb.sum())
+                kept = int(ma.sum()) + kept_b
                 total = ma.numel() + mb.numel()
                 eff = int((ma.any(dim=1) & mb.any(dim=0)).sum()) if r else 0
                 s = langs.setdefault(
-                    code, {"surviving": 0, "total": 0, "compact_params": 0, "ranks": [], "eff": [], "pos": {}}
+                    code, {"surviving": 0, "total": 0, "surviving_B": 0, "total_B": 0, "compact_params": 0,
+                           "ranks": [], "eff": [], "pos": {}}
                 )
                 s["surviving"] += kept
                 s["total"] += total
+                s["surviving_B"] += kept_b
+                s["total_B"] += mb.numel()
                 s["compact_params"] += eff * (d_in + d_out)
                 s["ranks"].append(r)
                 s["eff"].append(eff)
@@ -60,6 +65,9 @@ def sparsity_report(modules: nn.Module | Sequence[nn.Module], base_param_count: 
             "surviving": s["surviving"],
             "total": s["total"],
             "density": density(s["surviving"], s["total"]),
+            "surviving_B": s["surviving_B"],
+            "total_B": s["total_B"],
+            "density_B": density(s["surviving_B"], s["total_B"]),
             "percent_of_base": pct(s["surviving"]),
             "compact_params": s["compact_params"],
             "effective_rank_mean": sum(s["eff"]) / len(s["eff"]) if s["eff"] else 0.0,
