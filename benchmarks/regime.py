@@ -529,6 +529,7 @@ def make_plots(doc: dict, out: Path) -> list[Path]:
     # data-size curve: all-directions chrF++ of each method family's best-by-validation variant, by N,
     # at both checkpoints (last: solid; best by validation: dashed)
     fams: dict[tuple[str, str], dict[int, float]] = {}
+    lrs: dict[tuple[str, str, int], float | None] = {}  # each point's lr: the validation choice may differ by N
     for r in res.values():
         fam = {"full": "full fine-tuning", "lslo": "LSLo"}.get(r["method"])
         if fam is None or r["checkpoints"].get("last") is None:
@@ -539,6 +540,7 @@ def make_plots(doc: dict, out: Path) -> list[Path]:
         for ckpt in ("last", "best"):
             if r["checkpoints"].get(ckpt):
                 fams.setdefault((fam, ckpt), {})[r["n"]] = r["checkpoints"][ckpt]["groups"]["all"]["chrf++"]
+                lrs[(fam, ckpt, r["n"])] = r.get("lr")
     short = doc.get("short_budget")
     if fams and (any(len(v) > 1 for v in fams.values()) or short):
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
@@ -549,6 +551,12 @@ def make_plots(doc: dict, out: Path) -> list[Path]:
                     mfc=None if ckpt == "last" else "none",
                     label=f"{fam}, {'last (epoch 15)' if ckpt == 'last' else 'best by validation'}",
                     color=colors.get(fam))
+            if ckpt == "last":
+                for x in xs:
+                    if lrs.get((fam, ckpt, x)):
+                        ax.annotate(f"lr {lrs[(fam, ckpt, x)]:.0e}", (x, pts[x]), textcoords="offset points",
+                                    xytext=(6, -12 if fam.startswith("full") else 5), fontsize=7,
+                                    color=colors.get(fam))
         if short:
             for fam, key in (("full fine-tuning", "full"), ("LSLo + pruning", "lslo+prune")):
                 ax.scatter([short["train_segments"]], [short[key]], marker="s", facecolors="none",
