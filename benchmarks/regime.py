@@ -380,10 +380,9 @@ def markdown(doc: dict, metric: str = "chrf++") -> str:
     short = {"high": "H", "medium": "M", "low": "L"}
     groups = [g for g in GROUP_ORDER if g != "all"]
     heads = ["→".join(short[x] for x in g.split("->")) for g in groups]
-    head = ("| N | variant | checkpoint | trainable % per language (H/M/L) | " + " | ".join(heads)
-            + " | all chrF++ | all spBLEU | train min |")
-    bold = {"chrf++": 0, "spbleu": 1}[metric]
-    head = head.replace(["| all chrF++", "| all spBLEU"][bold], ["| **all** chrF++", "| **all** spBLEU"][bold])
+    alls_head = [f"**all** {label}" if m == metric else f"all {label}" for m, label in METRIC_LABELS.items()]
+    head = ("| N | variant | checkpoint | trainable % per language (H/M/L) | " + " | ".join(heads) + " | "
+            + " | ".join(alls_head) + " | train min |")
     lines = [head, "|---:|---|---|---|" + "---:|" * len(groups) + "---:|---:|---:|"]
     for r in sorted(doc["results"].values(), key=_row_order):
         for ckpt, e in r["checkpoints"].items():
@@ -397,14 +396,15 @@ def markdown(doc: dict, metric: str = "chrf++") -> str:
             cells = " | ".join(f"{e['groups'][g].get(metric, float('nan')):.2f}" if g in e["groups"] else ""
                                for g in groups)
             a = e["groups"]["all"]
-            alls = [f"{a['chrf++']:.2f}", f"{a.get('spbleu', float('nan')):.2f}"]
-            alls[bold] = f"**{alls[bold]}**"
-            lines.append(f"| {r['n']} | {r['variant']} | {label} | {share} | {cells} | {alls[0]} | {alls[1]} | "
+            alls = [f"**{a.get(m, float('nan')):.2f}**" if m == metric else f"{a.get(m, float('nan')):.2f}"
+                    for m in METRIC_LABELS]
+            lines.append(f"| {r['n']} | {r['variant']} | {label} | {share} | {cells} | {' | '.join(alls)} | "
                          f"{r.get('train_seconds', 0) / 60:.0f} |")
     return "\n".join(lines) + "\n"
 
 
 LOW_TARGETS = ["high->low", "medium->low", "low->low"]
+METRIC_LABELS = {"chrf++": "chrF++", "spbleu": "spBLEU"}
 
 
 def goal_markdown(doc: dict) -> str:
@@ -431,12 +431,12 @@ def goal_markdown(doc: dict) -> str:
                 b = full["checkpoints"].get(ckpt)
                 if b is None or (how != "validation-chosen" and full is chosen):
                     continue
-                for metric in ("chrf++", "spbleu"):
+                for metric, mlabel in METRIC_LABELS.items():
                     d = [a["groups"][g][metric] - b["groups"][g][metric] for g in ["all", *LOW_TARGETS]]
                     met = "yes" if d[0] >= 0 and min(d[1:]) >= 0 else "no"
                     la = lslo["variant"] + (f" (epoch {a['epoch']})" if a.get("epoch") else "")
                     fb = full["variant"] + (f" (epoch {b['epoch']})" if b.get("epoch") else "") + f", {how}"
-                    lines.append(f"| {n} | {ckpt} | {la} | {fb} | {'chrF++' if metric == 'chrf++' else 'spBLEU'} | "
+                    lines.append(f"| {n} | {ckpt} | {la} | {fb} | {mlabel} | "
                                  + " | ".join(f"{x:+.2f}" for x in d) + f" | {met} |")
     return "\n".join(lines) + "\n" if len(lines) > 2 else ""
 
@@ -444,9 +444,19 @@ def goal_markdown(doc: dict) -> str:
 KIND_ORDER = ["none", "full", "lora", "lslo", "lslo+prune", "lslo-uniform+prune"]
 
 
+def _kind(variant: str) -> str:
+    """The variant name without its ``:lr=V`` (``lslo+prune:lr=1e-3`` -> ``lslo+prune``)."""
+    return variant.partition(":lr=")[0]
+
+
+def _ranks(r: dict) -> str:
+    """A result's LSLo start ranks as ``H/M/L`` (``2/2/8``)."""
+    return "/".join(str((r.get("ranks") or {}).get(k, "")) for k in ("high", "medium", "low"))
+
+
 def _row_order(r: dict) -> tuple:
     """Tables list N, then the base, full fine-tuning, LoRA, LSLo, LSLo + pruning, 8/8/8, each by lr."""
-    kind = r["variant"].partition(":lr=")[0]
+    kind = _kind(r["variant"])
     return (r["n"], KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER), r.get("lr") or 0.0)
 
 
@@ -472,8 +482,7 @@ def kept_markdown(doc: dict) -> str:
             ds = [100 * x["density_B"] for x in by.get(lvl, []) if "density_B" in x]
             kept.append(f"{sum(xs) / len(xs):.3f} ({min(xs):.3f}-{max(xs):.3f})" if xs else "")
             dens.append(f"{sum(ds) / len(ds):.2f} ({min(ds):.2f}-{max(ds):.2f})" if ds else "n/a")
-        ranks = "/".join(str((r.get("ranks") or {}).get(k, "")) for k in ("high", "medium", "low"))
-        lines.append(f"| {r['n']} | {r['variant']} | {ranks} | " + " | ".join(kept) + " | " + " | ".join(dens) + " |")
+        lines.append(f"| {r['n']} | {r['variant']} | {_ranks(r)} | " + " | ".join(kept) + " | " + " | ".join(dens) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -503,7 +512,7 @@ def make_plots(doc: dict, out: Path) -> list[Path]:
                 continue
             ep = sorted(int(k) for k in part["curve"])
             label = f"{part['variant']} (stopped after epoch {ep[-1]})"
-            color = plt.get_cmap(FAMILY_COLORS.get(part["variant"].partition(":lr=")[0], "Greys"))(0.35)
+            color = plt.get_cmap(FAMILY_COLORS.get(_kind(part["variant"]), "Greys"))(0.35)
             ax.plot(ep, [part["curve"][str(e)]["chrf++"] for e in ep], ls=":", marker="x", label=label, color=color)
             ax2.plot(ep, [part["curve"][str(e)]["valid_loss"] for e in ep], ls=":", marker="x", label=label,
                      color=color)
@@ -593,8 +602,7 @@ def make_plots(doc: dict, out: Path) -> list[Path]:
             if b_only:  # the differences between languages are a few % of B: zoom in, say so
                 lo, hi = min(vals), max(vals)
                 ax.set_ylim(max(0.0, lo - (hi - lo) - 0.5), hi + (hi - lo) + 0.5)
-            ranks = "/".join(str((r.get("ranks") or {}).get(x, "")) for x in ("high", "medium", "low"))
-            ax.set_title(f"{k} (ranks {ranks}): kept after pruning", fontsize=9)
+            ax.set_title(f"{k} (ranks {_ranks(r)}): kept after pruning", fontsize=9)
             ax.set_ylabel("% of B's entries kept (y zoomed)" if b_only else "% of base parameters")
             ax.grid(axis="y", alpha=0.3)
         fig.tight_layout()
@@ -612,8 +620,8 @@ FAMILY_COLORS = {"full": "Reds", "lora": "Purples", "lslo": "Blues", "lslo+prune
 def _curve_style(r: dict, runs: list[dict], plt) -> dict:
     """One colour family per method (full: red, LoRA: purple, LSLo: blue, LSLo + pruning: green,
     8/8/8 + pruning: orange), darker for a lower learning rate."""
-    kind = r["variant"].partition(":lr=")[0]
-    lrs = sorted({x.get("lr") or 0.0 for x in runs if x["variant"].partition(":lr=")[0] == kind})
+    kind = _kind(r["variant"])
+    lrs = sorted({x.get("lr") or 0.0 for x in runs if _kind(x["variant"]) == kind})
     i = lrs.index(r.get("lr") or 0.0)
     shade = 0.9 - 0.45 * (i / max(1, len(lrs) - 1)) if len(lrs) > 1 else 0.75
     return {"color": plt.get_cmap(FAMILY_COLORS.get(kind, "Greys"))(shade)}
