@@ -535,15 +535,14 @@ def make_plots(doc: dict, out: Path) -> list[Path]:
         fig.savefig(p, dpi=110)
         plt.close(fig)
         made.append(p)
-    # data-size curve: all-directions chrF++ of each method family's best-by-validation variant, by N,
-    # at both checkpoints (last: solid; best by validation: dashed)
+    # data-size curve: all-directions chrF++ of the two compared families' best-by-validation variant
+    # (full fine-tuning, LSLo + pruning), by N, at both checkpoints (last: solid; best by validation: dashed)
     fams: dict[tuple[str, str], dict[int, float]] = {}
     lrs: dict[tuple[str, str, int], float | None] = {}  # each point's lr: the validation choice may differ by N
     for r in res.values():
-        fam = {"full": "full fine-tuning", "lslo": "LSLo"}.get(r["method"])
-        if fam is None or r["checkpoints"].get("last") is None:
+        if r["checkpoints"].get("last") is None or not (r["method"] == "full" or (r["method"] == "lslo" and r.get("pruning"))):
             continue
-        fam += " + pruning" if r.get("pruning") else ""
+        fam = "full fine-tuning" if r["method"] == "full" else "LSLo + pruning"
         if _pick(res, r["n"], r["method"], bool(r.get("pruning"))) is not r:
             continue
         for ckpt in ("last", "best"):
@@ -553,7 +552,7 @@ def make_plots(doc: dict, out: Path) -> list[Path]:
     short = doc.get("short_budget")
     if fams and (any(len(v) > 1 for v in fams.values()) or short):
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
-        colors = {"full fine-tuning": "#d62728", "LSLo + pruning": "#2ca02c", "LSLo": "#1f77b4"}
+        colors = {"full fine-tuning": "#d62728", "LSLo + pruning": "#2ca02c"}
         for (fam, ckpt), pts in sorted(fams.items()):
             xs = sorted(pts)
             ax.plot(xs, [pts[x] for x in xs], marker="o" if ckpt == "last" else "D", ls="-" if ckpt == "last" else "--",
