@@ -178,14 +178,14 @@ def run_variant(name: str, n: int, args, base: Path, dirs, test, spbleu) -> dict
           file=sys.stderr, flush=True)
     t0 = time.time()
     trainer = Trainer(cfg, run, quiet=not args.progress, epoch_hooks=[hook])
-    res = trainer.train(resume=resume)
+    res = trainer.train(resume=resume, stop_after_steps=getattr(args, "stop_after_steps", None))
     elapsed = time.time() - t0
-    if res.interrupted:
-        raise KeyboardInterrupt
     timing = json.loads((run / "timing.json").read_text()) if (resume and (run / "timing.json").is_file()) else {}
     timing = {"train_seconds": timing.get("train_seconds", 0.0) + elapsed - hook.seconds,
               "curve_seconds": timing.get("curve_seconds", 0.0) + hook.seconds}
-    (run / "timing.json").write_text(json.dumps(timing), encoding="utf-8")
+    (run / "timing.json").write_text(json.dumps(timing), encoding="utf-8")  # an interrupted part's minutes count
+    if res.interrupted:
+        raise KeyboardInterrupt
     result.update({k: round(v, 1) for k, v in timing.items()})
     result.update({"updates": res.steps, "epochs": res.epochs, "best_valid_loss": res.best_valid_loss,
                    "final_train_loss": res.last_train_loss, "examples_per_epoch": trainer.sampler.epoch_size,
@@ -262,6 +262,7 @@ def main() -> int:
                    help="validation examples (segment x direction) per epoch")
     p.add_argument("--progress", action="store_true", help="show the training progress bar")
     p.add_argument("--plots-only", action="store_true")
+    p.add_argument("--stop-after-steps", type=int, default=None, help=argparse.SUPPRESS)  # tests: an interruption
     args = p.parse_args()
     for opt in ("n", "epochs", "segments", "curve_segments"):
         if getattr(args, opt) < 1:

@@ -15,12 +15,12 @@ pytestmark = pytest.mark.skipif(not (ROOT / "data" / "testbed" / "base" / "confi
                                 reason="data/testbed/base is missing")
 
 
-def _run(tmp: Path, variants: str, epochs: int = 2) -> subprocess.CompletedProcess:
+def _run(tmp: Path, variants: str, epochs: int = 2, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "regime.py"), "--n", "3", "--epochs", str(epochs),
          "--segments", "1", "--curve-segments", "1", "--prune", "0,1", "--valid-examples", "24", "--threads", "1",
          "--variants", variants, "--out", str(tmp / "runs"), "--json", str(tmp / "regime.json"),
-         "--plots", str(tmp / "plots")],
+         "--plots", str(tmp / "plots"), *extra],
         capture_output=True, text=True, timeout=900)
 
 
@@ -67,6 +67,22 @@ def test_regime_benchmark_end_to_end(tmp_path):
     assert longer.returncode == 0, longer.stderr[-2000:]
     doc = json.loads((tmp_path / "regime.json").read_text())
     assert sorted(doc["results"]["n=3/lslo+prune:lr=1e-2"]["curve"]) == ["1", "2", "3"]
+
+
+def test_interrupted_variant_resumes_and_counts_both_parts(tmp_path):
+    # an interruption (SIGTERM's path: stop at an update boundary, checkpoint) records no result,
+    # keeps the run's minutes so far, and the next call resumes it instead of training again
+    cut = _run(tmp_path, "lslo+prune:lr=1e-2", 2, "--stop-after-steps", "3")
+    assert cut.returncode == 130 and "interrupted; rerun to resume it" in cut.stderr, cut.stderr[-2000:]
+    assert not (tmp_path / "regime.json").exists()
+    run = tmp_path / "runs" / "n3-lslo_prune_lr1e-2"
+    first = json.loads((run / "timing.json").read_text())["train_seconds"]
+    assert first > 0
+    again = _run(tmp_path, "lslo+prune:lr=1e-2")
+    assert again.returncode == 0 and "n3-lslo_prune_lr1e-2: resuming" in again.stderr, again.stderr[-2000:]
+    res = json.loads((tmp_path / "regime.json").read_text())["results"]["n=3/lslo+prune:lr=1e-2"]
+    assert res["epochs"] == 2 and sorted(res["curve"]) == ["1", "2"]
+    assert res["train_seconds"] > first  # both parts' minutes
 
 
 def test_bad_variant_and_prune_are_one_line_errors(tmp_path):
