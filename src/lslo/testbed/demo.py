@@ -283,10 +283,27 @@ def main(argv: list[str] | None = None) -> int:
     summary = {"base": dict(base_scores["groups"]), "lslo": dict(tuned["groups"]), "parameters": rep,
                "phases_seconds": {k: round(v, 1) for k, v in phases.items()}, "seconds": round(total, 1),
                "steps": args.steps, "segments": args.segments, "data": args.data, "examples": exs,
-               "directions": [f"{s}-{t}" for s, t in dirs]}
+               "directions": [f"{s}-{t}" for s, t in dirs], "command": "make demo",
+               "date": time.strftime("%Y-%m-%d", time.gmtime()),
+               "machine": {"processor": processor(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
+                           "torch": torch.__version__}}
     (out / "demo_summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
     print(f"\nwrote {out} (scores, heatmaps, hypotheses, report/ plots)")
     return 0
+
+
+def processor() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``), else what ``platform`` knows: scores move
+    slightly between processors (their vector kernels round differently), so the summary names it."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":
