@@ -1,0 +1,1 @@
+"""Generators of the documentation site's reference and results pages (``python -m tools.docs``)."""
