@@ -4,7 +4,7 @@
                                 [--json benchmarks/results/regime.json] [--threads 0]
     python benchmarks/regime.py --plots-only        # redraw the plots from the JSON
 
-The paper (SPEC 6) fine-tunes M2M-100 615M on FLORES-101 dev (997 segments per language, all 132
+The paper (Cao et al., EMNLP 2024) fine-tunes M2M-100 615M on FLORES-101 dev (997 segments per language, all 132
 directions) for 15 epochs, prunes from epoch 2 to epoch 12 and reports the epoch-15 checkpoint:
 every target sentence is seen about 11 x 15 = 165 times. `benchmarks/quality.py` instead stops
 after 0.06-0.19 of one epoch over the whole software dev split (the "short budget"). This

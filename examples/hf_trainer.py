@@ -1,21 +1,26 @@
 """Fine-tune LSLo with transformers' Seq2SeqTrainer, a datasets.Dataset and lslo's pruning callback.
 
-The run of ``configs/testbed-software-lang12.yaml`` (the offline testbed: the 11.5M-parameter
-mini M2M-100 in data/testbed/base, the UI text of VLC, Inkscape and GIMP in 12 languages),
-driven by the Hugging Face stack instead of ``lslo train``: the same LSLo layout (ranks by
-resource level, source-routed lower encoder layers), the same temperature-sampled
-mixed-direction stream, the paper's gradual pruning (cubic, layer-wise, 90% of B) as a
-TrainerCallback, then beam search in every direction scored with chrF++ and spBLEU per
-direction and resource group by ``compute_metrics``.
+The offline testbed (the 11.5M-parameter mini M2M-100 in data/testbed/base, the UI text of VLC,
+Inkscape and GIMP in 12 languages) driven by the Hugging Face stack. It takes the model, the LSLo
+layout (ranks by resource level, source-routed lower encoder layers), the data, the optimiser
+settings, the pruning and the evaluation settings from ``configs/testbed-software-lang12.yaml``,
+but trains a short schedule of its own: 3 epochs of 1,600 sentences in batches of 16 (100 updates
+an epoch), 30 warm-up updates, the config's gradual pruning (cubic, layer-wise, 90% of B by the end
+of epoch 2) as a TrainerCallback; then beam search on the first 10 devtest segments of every
+direction, scored with chrF++ and spBLEU per direction and resource group by ``compute_metrics``.
+It is not the run ``lslo train configs/testbed-software-lang12.yaml`` makes (batches of 2,000
+tokens, an epoch of one draw per training segment and direction, 100 warm-up updates, validation
+after every epoch and best/last checkpoints), which ``lslo evaluate`` then scores on all of devtest.
 
-    python examples/hf_trainer.py                        # 3 short epochs: ~4 minutes on 2 cores
-    python examples/hf_trainer.py --eval-base            # the base model's scores too (+1.5 minutes)
+    python examples/hf_trainer.py                        # 3 epochs of 100 updates, then scores
+    python examples/hf_trainer.py --eval-base            # the base model's scores first, too
     python examples/hf_trainer.py --languages en,de,fr --max-steps 4 --train-segments 16 \\
         --eval-segments 2 --output /tmp/hf-tiny          # a smoke run: seconds
 
-Writes OUTPUT/adapters (lslo's adapter files: LSLoModel.from_pretrained reads them) and
-OUTPUT/eval (scores.json, scores.md, heatmap.png, hyps/, as ``lslo evaluate`` writes them;
-OUTPUT/eval-base with ``--eval-base``).
+Writes OUTPUT/adapters (lslo's adapter files: LSLoModel.from_pretrained reads them),
+OUTPUT/trainer (the Trainer's checkpoint of the last epoch) and OUTPUT/eval (scores.json,
+scores.md, heatmap.png, hyps/, as ``lslo evaluate`` writes them; OUTPUT/eval-base with
+``--eval-base``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Architecture learning for routing (SPEC 4): the mixing layer, the decision, and `lslo search` end to end."""
+"""Architecture learning for routing (the paper's weight learning): the mixing layer, the decision, and `lslo search` end to end."""
 
 from __future__ import annotations
 

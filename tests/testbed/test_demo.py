@@ -59,7 +59,7 @@ def test_software_config_file_is_the_demos_setting(tmp_path, monkeypatch):
 def test_paper_layout_keeps_the_papers_split_at_any_depth(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"encoder_layers": 12, "decoder_layers": 12}))
     twelve = demo.paper_layout(tmp_path)
-    assert twelve["encoder_routing"] == {"source": list(range(9)), "target": [9, 10, 11]}  # SPEC 3
+    assert twelve["encoder_routing"] == {"source": list(range(9)), "target": [9, 10, 11]}  # the paper's routing
     assert twelve["decoder_routing"] == {"target": list(range(12))}
     assert twelve["decoder_positions"] == ["q", "k", "v", "cross_q", "cross_k", "cross_v", "fc1", "fc2"]
     four = demo.paper_layout(demo.BASE)  # the testbed base: 4 + 4 layers

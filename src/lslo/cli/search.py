@@ -53,7 +53,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     s = subparsers.add_parser(
-        "search", help="learn per-layer source/target routing by weight learning (SPEC 4)",
+        "search", help="learn per-layer source/target routing by weight learning (the paper's architecture learning)",
         description="Give every adapted layer a source- and a target-indexed LSLo mixed by learnable softmax "
                     "weights, fine-tune briefly, keep the side with the larger weight per layer. Writes "
                     "routing.yaml, search_result.yaml (a run config for `lslo train`), routing_weights.json/.png.",

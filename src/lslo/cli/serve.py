@@ -43,7 +43,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         from lslo.serving import Limits, create_app, service_for_model
     except ImportError as e:
-        raise ServeError(f"lslo serve needs the serve extra ({e.name} is missing): pip install 'lslo[serve]'") from None
+        raise ServeError(f"lslo serve needs the serve extra ({e.name} is missing): in the lslo clone, run "
+                         "pip install -e '.[serve]' (make install includes it)") from None
     from lslo.training import load_run
 
     if not 0 < args.port < 65536:
@@ -125,14 +126,15 @@ def add_parser(sub) -> None:
     p.add_argument("--policy", default="mixed", choices=["mixed", "direction", "single"],
                    help="batching: mixed directions (default), one direction per batch, or no batching")
     p.add_argument("--max-batch-tokens", type=positive_int, default=4096, help="source tokens per batch")
-    p.add_argument("--max-batch-segments", type=positive_int, default=64, help="segments per batch")
+    p.add_argument("--max-batch-segments", type=positive_int, default=64,
+                   help="segments per batch: the server's batch size (the run's eval.batch_size does not apply)")
     p.add_argument("--max-wait-ms", type=milliseconds, default=5.0, help="how long a batch waits for company")
     p.add_argument("--max-queue", type=positive_int, default=1024,
                    help="segments waiting at most; beyond, 503 with Retry-After")
     p.add_argument("--trim-interval", type=seconds, default=1.0,
                    help="after a batch, at most every this many seconds, give freed heap memory back to the OS "
-                        "(glibc malloc_trim); 0: never. Default 1: in a 10-minute soak RSS stayed flat (480 MB) "
-                        "at the same throughput, where without it it levels off ~80 MB higher")
+                        "(glibc malloc_trim), so that a long-running server's resident memory does not creep up; "
+                        "0: never; a no-op without glibc (see guides/serving.md in the documentation)")
     p.add_argument("--max-segments", type=positive_int, default=64, help="segments (lines) per request")
     p.add_argument("--max-chars", type=positive_int, default=5000, help="characters per request")
     p.add_argument("--drain-timeout", type=positive_int, default=60,

@@ -1,4 +1,4 @@
-"""Resource levels assigned automatically (SPEC 4: levels come from the config, or from the
+"""Resource levels assigned automatically (levels come from the config, or from the
 amount of training data per language, or from the base model's own chrF++ per language).
 
 A level decides a language's rank (paper: high = 2, medium = 2, low = 8). Two sources:

@@ -1,4 +1,4 @@
-"""Ablation sweeps: rank settings x position sets on the same data (SPEC 4, the paper's ablations).
+"""Ablation sweeps: rank settings x position sets on the same data (the paper's ablations).
 
     lslo sweep CONFIG --ranks 2/2/8,8/8/8,2/2/2 --positions all,attention,ffn \\
         [--set key=value ...] --out DIR

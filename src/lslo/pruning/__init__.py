@@ -1,6 +1,6 @@
 """Gradual magnitude pruning of LSLo adapters: schedule, masks and pruner, what survived.
 
-The paper (SPEC section 5) prunes the LSLo weights during fine-tuning with the cubic
+The paper (Cao et al., EMNLP 2024) prunes the LSLo weights during fine-tuning with the cubic
 schedule of Zhu & Gupta (2017) to find each language's intrinsic subspace; see
 :mod:`lslo.pruning.pruner` for the pools and how masks are kept exact.
 """

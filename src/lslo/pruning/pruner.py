@@ -1,6 +1,6 @@
 """Gradual magnitude pruning of LSLo adapters (Zhu & Gupta 2017 cubic schedule).
 
-The paper (Cao et al., EMNLP 2024, section 5 of SPEC.md) prunes the LSLo
+The paper (Cao et al., EMNLP 2024; docs/concepts/method.md#gradual-pruning) prunes the LSLo
 weights during fine-tuning to find each language's *intrinsic subspace*:
 
     ratio(t) = R * (1 - (1 - (t - t1) / t2) ** 3)    t1 <= t <= t1 + t2

@@ -1,6 +1,7 @@
 """What survives pruning, per language, made visible.
 
-The paper's central finding (SPEC 1, 5) is that each language fine-tunes inside a
+The paper's central finding (Cao et al., EMNLP 2024; see
+docs/concepts/method.md#gradual-pruning) is that each language fine-tunes inside a
 small language-specific subspace, and that high-resource languages need a smaller
 one than low-resource languages. This module turns ``sparsity_report`` (pruning.py)
 and ``LSLoModel.parameter_report()`` into:

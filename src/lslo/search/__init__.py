@@ -1,4 +1,4 @@
-"""Architecture learning (SPEC 4): learn, per layer, whether LSLo is source- or target-indexed.
+"""Architecture learning (the paper's weight learning for routing): learn, per layer, whether LSLo is source- or target-indexed.
 
 ``config`` (the ``search:`` section) <- ``layer`` (dual-routing linear), ``decision``
 (winners, plot) <- ``model`` <- ``run`` (the search trainer and ``run_search``).

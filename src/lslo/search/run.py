@@ -1,4 +1,4 @@
-"""Architecture learning for routing (SPEC 4): learn, per layer, whether LSLo is source- or target-indexed.
+"""Architecture learning for routing (the paper's weight learning): learn, per layer, whether LSLo is source- or target-indexed.
 
 Every adapted linear map gets BOTH a source-indexed and a target-indexed LSLo (optionally a third,
 shared LoRA that every language uses), and their updates are mixed by learnable softmax weights:
@@ -101,7 +101,8 @@ def write_results(result: dict[str, Any], run_data: dict[str, Any], search: Sear
     """routing.yaml, search_result.yaml, routing_weights.json and routing_weights.png in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     routing = {"encoder_routing": result["encoder_routing"], "decoder_routing": result["decoder_routing"]}
-    header = "# Routing learned by `lslo search` (SPEC 4): per layer, the side with the larger mixing weight.\n"
+    tag = "(the paper's architecture learning)"
+    header = f"# Routing learned by `lslo search` {tag}: per layer, the side with the larger mixing weight.\n"
     shared = result["shared_won"]
     if shared["encoder"] or shared["decoder"]:
         header += (f"# The shared LoRA won encoder layers {shared['encoder']} / decoder layers {shared['decoder']}"
@@ -115,7 +116,7 @@ def write_results(result: dict[str, Any], run_data: dict[str, Any], search: Sear
     final["lslo"] = dict(final["lslo"] or {}, **routing)
     RunConfig.from_dict(copy.deepcopy(final))  # what `lslo train` will accept
     paths["result"].write_text(
-        header.replace("(SPEC 4)", "(SPEC 4), written into the input config")
+        header.replace(tag, f"{tag}, written into the input config")
         + yaml.safe_dump(final, sort_keys=False, allow_unicode=True, default_flow_style=None),
         encoding="utf-8",
     )

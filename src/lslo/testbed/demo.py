@@ -57,7 +57,7 @@ def demo_directions(levels: dict[str, list[str]]) -> list[tuple[str, str]]:
 
 
 def paper_layout(base: Path) -> dict:
-    """The paper's positions and routing (SPEC 3) on a base of any depth: every attention
+    """The paper's positions and routing on a base of any depth: every attention
     projection and both FFN matrices; the first 3/4 of the encoder layers source-indexed (9 of 12
     in the paper), the rest and the whole decoder target-indexed."""
     cfg = json.loads((Path(base) / "config.json").read_text(encoding="utf-8"))

@@ -1,8 +1,8 @@
 """The configuration of a run (model, data, method, training, pruning, evaluation), from YAML.
 
 One YAML file describes a whole experiment; ``--set key.sub=value`` overrides any
-field from the command line. Defaults follow the paper (SPEC 6) where it says
-something, and are marked as our choice where it does not.
+field from the command line. Defaults follow the paper's training setup (docs/concepts/method.md#training-details)
+where it says something, and are marked as our choice where it does not.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Typed configuration of language-specific LoRA (LSLo), with YAML load/save.
 
-Defaults reproduce the paper's final setting (SPEC 3): encoder q/k/v/fc1/fc2 and
+Defaults reproduce the paper's final setting (docs/concepts/method.md#routing):
+encoder q/k/v/fc1/fc2 and
 decoder self q/k/v, cross q/k/v, fc1/fc2 adapted; ranks high=2, medium=2, low=8;
 no alpha/r scaling; upper quarter of encoder layers and all decoder layers
 target-indexed, the rest source-indexed. Every validation error is a
