@@ -25,6 +25,12 @@ def signed(x: float, digits: int = 2) -> str:
     return f"{x:+.{digits}f}"
 
 
+def lr_text(x: float) -> str:
+    """A learning rate as it is written in configs: 1e-2, 3e-4."""
+    m, e = f"{x:.0e}".split("e")
+    return f"{m}e{int(e)}"
+
+
 def mib(n: float) -> str:
     return f"{n / 2**20:.1f} MiB"
 

@@ -4,7 +4,7 @@ testbed base (``base_quality.json``) and the README's verdict block. Every numbe
 
 from __future__ import annotations
 
-from tools.docs.common import GENERATED, f2, load, signed, source, table
+from tools.docs.common import GENERATED, f2, load, lr_text, signed, source, table
 
 GROUPS = ["high->high", "high->medium", "high->low", "medium->high", "medium->medium", "medium->low",
           "low->high", "low->medium", "low->low"]
@@ -36,7 +36,7 @@ def quality_table(name: str) -> str:
     rows = []
     for v, r in q(name).items():
         lr = r.get("lr")
-        rows.append([v, "-" if lr is None or v == "none" else f"{lr:g}", share(r),
+        rows.append([v, "-" if lr is None or v == "none" else lr_text(lr), share(r),
                      *[f2(chrf(r, g)) for g in GROUPS], f"**{f2(chrf(r))}**", f2(chrf(r, metric="spbleu")),
                      f"{r.get('train_seconds') or 0:.0f}"])
     return table(["variant", "lr", "trainable % of base (per language H/M/L)", *map(gname, GROUPS),
