@@ -27,6 +27,7 @@ def verdict_lines() -> list[str]:
     res = quality.q()
     fv, full = quality.best_full()
     pl = res["lslo+prune"]["per_level_percent"]
+    sb = regime.doc()["short_budget"]
     return [
         f"- **The paper's regime (15 epochs on small data): a tie, won only by protocol.** At 100 segments per "
         f"language LSLo + pruning beats full fine-tuning at each one's validation-chosen learning rate "
@@ -36,7 +37,8 @@ def verdict_lines() -> list[str]:
         f"({signed(regime.diff(a300, b300, 'last'))}) and loses in spBLEU "
         f"({signed(regime.diff(a300, b300, 'last', metric='spbleu'))}).",
         f"- **A short budget (a fraction of an epoch on thousands of segments): full fine-tuning wins** by "
-        f"{f2(quality.chrf(full) - quality.chrf(res['lslo+prune']))} chrF++ ({fv}).",
+        f"{f2(quality.chrf(full) - quality.chrf(res['lslo+prune']))} chrF++ after {load('quality')['steps']} updates "
+        f"({fv}) and by {f2(sb['full'] - sb['lslo+prune'])} after {sb['updates']:,}.",
         f"- **Tiny adapters: reproduced.** After pruning each high/medium-resource language keeps "
         f"{pl['high']:.2f}% of the base and each low-resource one {pl['low']:.2f}%; LSLo is at least level "
         f"with one shared LoRA of the same trainable size, and pruning 90% of B keeps most of its gain.",
@@ -93,7 +95,7 @@ def index_page() -> str:
         table(["file", "page", "command", "machine", "date"], inventory_rows(), "lllll"),
         "Timings are only comparable within one file (each benchmark runs its variants side by side, "
         "interleaved, in one process). A processor marked \"not recorded\" ran on an x86_64 2-core virtual "
-        "machine whose model was not logged; benchmarks now record it.", ""])
+        "machine whose model was not logged; `benchmarks/_report.py` records it in every new result.", ""])
 
 
 PAGES = {"docs/results/index.md": index_page}
