@@ -1,4 +1,4 @@
-# lslo: `make install`, `make test`, `make demo`, `make bench`
+# lslo: `make install`, `make test`, `make demo`, `make bench`, `make docs`
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -7,7 +7,10 @@ PIP := $(VENV)/bin/pip
 # torch (system site-packages are visible in the venv) keeps theirs.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install browser test demo bench lint clean
+.PHONY: install browser test demo bench lint docs docs-serve clean
+
+# mkdocs 1.6 prints a banner about MkDocs 2.0 on every run; the site is built with 1.6.1 (pinned).
+export NO_MKDOCS_2_WARNING := 1
 
 install: $(VENV)/.installed
 
@@ -34,6 +37,7 @@ browser:
 	else echo "no chromium and no root apt-get: the browser test will be skipped"; fi
 
 test: install browser
+	$(VENV)/bin/ruff check src tests benchmarks tools examples
 	$(PY) -m pytest -n $(TEST_WORKERS) tests
 
 demo: install
@@ -43,7 +47,15 @@ bench: install
 	$(PY) benchmarks/speed.py
 
 lint: install
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks tools examples
+
+# The documentation site (site/): generated pages first, then a strict build (warnings are errors).
+docs: install
+	$(PY) -m tools.docs
+	$(VENV)/bin/mkdocs build --strict
+
+docs-serve: install
+	$(VENV)/bin/mkdocs serve
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache
+	rm -rf $(VENV) site build dist *.egg-info src/*.egg-info .pytest_cache

@@ -52,7 +52,7 @@ def verdict_lines() -> list[str]:
 def readme_verdict() -> str:
     rows = regime.verdict_rows()
     sb = load("regime")["short_budget"]
-    rows.append([f"{sb['train_segments']:,} (short budget)", f2(sb["lslo+prune"]), f2(sb["full"]),
+    rows.append([f"{sb['train_segments']:,} (short budget, {sb['updates']:,} updates)", f2(sb["lslo+prune"]), f2(sb["full"]),
                  signed(sb["lslo+prune"] - sb["full"]), "", "met" if sb["lslo+prune"] >= sb["full"] else "missed"])
     tab = table(["segments per language", "LSLo + pruning (last / best)", "full fine-tuning (last / best)",
                  "Δ chrF++", "Δ spBLEU", "goal"], rows, "llllll")

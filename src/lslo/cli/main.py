@@ -1,4 +1,4 @@
-"""The ``lslo`` command: train, evaluate, translate, info, merge, report, levels, sweep, search, export-peft, serve.
+"""The ``lslo`` command: train, evaluate, translate, info, merge, report, levels, sweep, search, export-peft, serve, config.
 
 Each command lives in its own module with an ``add_parser(subparsers)``; any
 :class:`lslo.errors.LSLoError` (or a missing file) is printed as one line, exit status 2.
