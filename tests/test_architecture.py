@@ -16,6 +16,7 @@ RANK = {
     "errors": 0,
     "pruning": 1,
     "decoding": 1,
+    "convert": 1,
     "tuner": 2,
     "data": 3,
     "training": 4,

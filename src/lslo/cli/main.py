@@ -1,4 +1,4 @@
-"""The ``lslo`` command: train, evaluate, translate, info, merge, report, levels, sweep, search, export-peft, serve, config.
+"""The ``lslo`` command: train, evaluate, translate, info, merge, report, levels, sweep, search, export-peft, serve, config, convert.
 
 Each command lives in its own module with an ``add_parser(subparsers)``; any
 :class:`lslo.errors.LSLoError` (or a missing file) is printed as one line, exit status 2.
@@ -12,12 +12,12 @@ import os
 import sys
 import warnings
 
-from lslo.cli import config, evaluate, export, info, levels, report, search, serve, sweep, train
+from lslo.cli import config, convert, evaluate, export, info, levels, report, search, serve, sweep, train
 from lslo.errors import LSLoError
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-COMMANDS = (train, evaluate, info, report, levels, sweep, search, export, serve, config)
+COMMANDS = (train, evaluate, info, report, levels, sweep, search, export, serve, config, convert)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +43,8 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.filterwarnings("ignore", category=FutureWarning)
+    # MarianTokenizer (the tokenizer of converted fairseq models) warns about a normaliser it never applies
+    warnings.filterwarnings("ignore", message="Recommended: pip install sacremoses")
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # "Loading weights" bars are noise next to ours
