@@ -112,9 +112,6 @@ class FairseqVocab:
         symbols += [f"madeupword{madeup + i:04d}" for i in range(gap)]
         return cls(symbols, list(languages))
 
-    def id_of(self, symbol: str) -> int:
-        return self.symbols.index(symbol)
-
     def language_ids(self) -> dict[str, int]:
         ids = {s: i for i, s in enumerate(self.symbols)}
         return {code: ids[lang_token(code)] for code in self.languages}

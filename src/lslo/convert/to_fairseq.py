@@ -16,9 +16,7 @@ from pathlib import Path
 import torch
 
 from lslo.convert.checkpoint import CheckpointError
-from lslo.convert.dictionary import SPECIALS
-
-LANG_TOKEN_PREFIX, LANG_TOKEN_SUFFIX = "__", "__"
+from lslo.convert.dictionary import SPECIALS, lang_token
 
 
 def fairseq_state(model) -> dict[str, torch.Tensor]:
@@ -97,7 +95,7 @@ def export_fairseq(model_dir: str | Path, out: str | Path, languages: list[str] 
     tok = AutoTokenizer.from_pretrained(model_dir)
     symbols = _symbols(tok, model.config.vocab_size)
     langs = languages or [s[2:-2] for s in symbols if len(s) > 4 and s.startswith("__") and s.endswith("__")]
-    lang_toks = [f"__{c}__" for c in langs]
+    lang_toks = [lang_token(c) for c in langs]
     missing = [t for t in lang_toks if t not in symbols]
     if missing:
         raise CheckpointError(f"{model_dir}: the tokenizer has no {missing[0]}")
