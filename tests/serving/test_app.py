@@ -2,7 +2,8 @@
 
 What is checked here is the protocol: LibreTranslate's request and answer shapes, every error's
 status code and JSON, limits, the key, 503 + Retry-After when the queue is full, metrics, and a
-client that disconnects mid-request. The real model is served in test_serve_cli.py.
+client that disconnects mid-request. The endpoints and fields LibreTranslate has beyond these are
+in test_libretranslate_parity.py; the real model is served in test_serve_cli.py.
 """
 
 from __future__ import annotations
@@ -29,18 +30,22 @@ class Fake:
         self.entered = threading.Event()
         self.calls = []
 
-    def __call__(self, texts, src, tgt, bs):
+    def __call__(self, texts, src, tgt, bs, n_best=1):
         self.entered.set()
         assert self.gate.wait(20)
         self.calls.append(list(zip(texts, src, tgt)))
-        return [f"[{s}>{t}] {x}" for x, s, t in zip(texts, src, tgt)]
+        best = [f"[{s}>{t}] {x}" for x, s, t in zip(texts, src, tgt)]
+        if n_best == 1:
+            return best
+        return [[b] + [f"{b} #{k}" for k in range(1, n_best)] for b in best]
 
 
-def serve(api_key=None, **kw):
+def serve(api_key=None, cors_origins=None, **kw):
     fake = Fake()
-    kw.setdefault("limits", Limits(max_segments=4, max_chars=100, max_body_bytes=2000))
+    kw.setdefault("limits", Limits(max_texts=4, max_segments=6, max_chars=100, max_body_bytes=2000))
+    kw.setdefault("max_alternatives", 2)
     service = TranslationService(fake, lambda t: len(t) + 2, CODES, api_key=api_key, max_wait_ms=0, **kw)
-    return BackgroundServer(create_app(service)), fake, service
+    return BackgroundServer(create_app(service, cors_origins=cors_origins)), fake, service
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +66,7 @@ def test_libretranslate_shapes_json_and_form(server):
     r = post(srv, {"q": ["a", "b c", ""], "source": "eng_Latn", "target": "__de__", "format": "text"})
     assert r.json() == {"translatedText": ["[en>de] a", "[en>de] b c", ""]}  # FLORES-200 and token codes
     r = post(srv, {"q": "line one\nline two", "source": "fra", "target": "zh"})  # FLORES-101 code
-    assert r.json()["translatedText"] == "[fr>zh] line one\n[fr>zh] line two"  # one segment per line
+    assert r.json()["translatedText"] == "[fr>zh] line one\n[fr>zh] line two"  # one sentence per line
     r = httpx.post(srv.url + "/translate", data={"q": "Hi", "source": "en", "target": "ha"}, timeout=20)
     assert r.json() == {"translatedText": "[en>ha] Hi"}  # form-encoded, as LibreTranslate clients send
     langs = httpx.get(srv.url + "/languages").json()
@@ -73,64 +78,78 @@ def test_libretranslate_shapes_json_and_form(server):
     assert page.status_code == 200 and "/translate" in page.text and "text/html" in page.headers["content-type"]
 
 
-@pytest.mark.parametrize("body, status, field", [
-    ({"source": "en", "target": "fr"}, 400, "q"),
-    ({"q": "x", "target": "fr"}, 400, "source"),
-    ({"q": "x", "source": "en"}, 400, "target"),
-    ({"q": "x", "source": "xx", "target": "fr"}, 400, "source"),
-    ({"q": "x", "source": "en", "target": "ko"}, 400, "target"),  # a real language, not this server's
-    ({"q": "x", "source": "auto", "target": "fr"}, 400, "source"),
-    ({"q": 5, "source": "en", "target": "fr"}, 400, "q"),
-    ({"q": ["ok", 7], "source": "en", "target": "fr"}, 400, "q[1]"),
-    ({"q": "x", "source": None, "target": "fr"}, 400, "source"),
-    ({"q": "x", "source": "en", "target": "fr", "format": "html"}, 400, "format"),
-    ({"q": "x", "source": "en", "target": "fr", "alternatives": 3}, 400, "alternatives"),
+# app.py translate(): "Invalid request: missing %(name)s parameter" (an empty q too: `if not q`),
+# "%(lang)s is not supported", "%(format)s format is not supported", and the alternatives checks
+@pytest.mark.parametrize("body, field, error", [
+    ({"source": "en", "target": "fr"}, "q", "Invalid request: missing q parameter"),
+    ({"q": "", "source": "en", "target": "fr"}, "q", "Invalid request: missing q parameter"),
+    ({"q": [], "source": "en", "target": "fr"}, "q", "Invalid request: missing q parameter"),
+    ({"q": "x", "target": "fr"}, "source", "Invalid request: missing source parameter"),
+    ({"q": "x", "source": "en"}, "target", "Invalid request: missing target parameter"),
+    ({"q": "x", "source": None, "target": "fr"}, "source", "Invalid request: missing source parameter"),
+    ({"q": "x", "source": "xx", "target": "fr"}, "source", "xx is not supported"),
+    ({"q": "x", "source": "en", "target": "ko"}, "target", "ko is not supported"),  # real, not this server's
+    ({"q": "x", "source": "en", "target": "fr", "format": "pdf"}, "format", "pdf format is not supported"),
+    ({"q": "x", "source": "en", "target": "fr", "alternatives": "many"}, "alternatives",
+     "Invalid request: alternatives parameter is not a number"),
+    ({"q": "x", "source": "en", "target": "fr", "alternatives": 3}, "alternatives",
+     "Invalid request: alternatives parameter must be <= 2"),
+    ({"q": 5, "source": "en", "target": "fr"}, "q", "q: expected a string, got int"),
+    ({"q": ["ok", 7], "source": "en", "target": "fr"}, "q[1]", "q[1]: expected a string, got int"),
 ])
-def test_bad_fields_get_400_naming_the_field(server, body, status, field):
+def test_bad_fields_get_400_with_libretranslates_text_and_the_field(server, body, field, error):
     srv, _, _ = server
     r = post(srv, body)
-    assert r.status_code == status, r.text
-    assert r.json()["field"] == field and r.json()["error"].startswith(field + ":")
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == error and r.json()["field"] == field
 
 
 def test_malformed_bodies_and_limits(server):
     srv, _, _ = server
     for raw, ctype, status, needle in [
         (b'{"q": "x", "source": ', "application/json", 400, "malformed JSON"),
-        (b'["x"]', "application/json", 400, "expected a JSON object"),
+        (b'["x"]', "application/json", 400, "Invalid JSON format"),  # get_json_dict's text
         (b"\xff\xfe", "application/json", 400, "not UTF-8"),
         (b"q=x", "text/plain", 415, "content-type"),
         (b'{"q": "' + b"x" * 3000 + b'"}', "application/json", 413, "max_body_bytes"),
     ]:
         r = httpx.post(srv.url + "/translate", content=raw, headers={"content-type": ctype}, timeout=20)
         assert r.status_code == status and needle in r.json()["error"], (raw[:20], r.text)
+    # batch_limit (texts per list) and char_limit (characters per text): 400, LibreTranslate's text
     r = post(srv, {"q": ["a"] * 5, "source": "en", "target": "fr"})
-    assert r.status_code == 413 and r.json()["limit"] == "max_segments" and r.json()["maximum"] == 4
-    r = post(srv, {"q": "a\nb\nc\nd\ne", "source": "en", "target": "fr"})  # lines count as segments
-    assert r.status_code == 413 and r.json()["limit"] == "max_segments"
-    r = post(srv, {"q": "y" * 101, "source": "en", "target": "fr"})
-    assert r.status_code == 413 and r.json()["limit"] == "max_chars" and "101 characters" in r.json()["error"]
+    assert r.status_code == 400 and r.json()["error"] == "Invalid request: request (5) exceeds text limit (4)"
+    assert r.json()["limit"] == "batch_limit" and r.json()["maximum"] == 4
+    r = post(srv, {"q": ["ok", "y" * 101], "source": "en", "target": "fr"})
+    assert r.status_code == 400 and r.json()["error"] == "Invalid request: request (101) exceeds text limit (100)"
+    assert r.json()["limit"] == "char_limit"
+    assert post(srv, {"q": ["y" * 100] * 4, "source": "en", "target": "fr"}).status_code == 200  # per text
+    r = post(srv, {"q": "a\nb\nc\nd\ne\nf\ng", "source": "en", "target": "fr"})  # sentences per request
+    assert r.status_code == 400 and r.json()["limit"] == "max_segments" and r.json()["value"] == 7
     r = httpx.get(srv.url + "/nope")
     assert r.status_code == 404 and "error" in r.json()
     r = httpx.get(srv.url + "/translate")
     assert r.status_code == 405 and "error" in r.json()
 
 
-def test_api_key():
+def test_api_key_as_libretranslates_access_check():
     srv, _, _ = serve(api_key=KEY)
     with srv:
         body = {"q": "x", "source": "en", "target": "fr"}
-        r = post(srv, body)
-        assert r.status_code == 401 and r.json()["field"] == "api_key" and "missing" in r.json()["error"]
-        assert post(srv, {**body, "api_key": "wrong"}).status_code == 401
-        assert "wrong" in post(srv, {**body, "api_key": "wrong"}).json()["error"]
+        r = post(srv, body)  # no key where one is required: 400 and the operator's message
+        assert r.status_code == 400 and r.json() == {"error": "Please contact the server operator to get an API key",
+                                                     "field": "api_key"}
+        r = post(srv, {**body, "api_key": "wrong"})
+        assert r.status_code == 403 and r.json()["error"] == "Invalid API key"
         assert post(srv, {**body, "api_key": KEY}).json() == {"translatedText": "[en>fr] x"}
         assert post(srv, body, headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
         assert post(srv, body, headers={"X-API-Key": KEY}).status_code == 200
         assert httpx.post(srv.url + "/translate", data={**body, "api_key": KEY}).status_code == 200
-        assert httpx.get(srv.url + "/metrics").status_code == 401
+        assert httpx.post(srv.url + "/detect", data={"q": "hello", "api_key": "no"}).status_code == 403
+        assert httpx.get(srv.url + "/metrics").status_code == 400
         assert httpx.get(srv.url + "/metrics", headers={"X-API-Key": KEY}).status_code == 200
         assert httpx.get(srv.url + "/health").json()["api_key_required"] is True  # health stays open
+        settings = httpx.get(srv.url + "/frontend/settings").json()
+        assert settings["apiKeys"] is True and settings["keyRequired"] is True
 
 
 def test_full_queue_gets_503_with_retry_after_and_metrics_count_it():
@@ -186,26 +205,27 @@ def test_a_client_that_disconnects_mid_request_does_not_break_the_batch():
         assert post(srv, {"q": "after", "source": "en", "target": "fr"}).status_code == 200
 
 
-def test_a_segment_longer_than_the_model_takes_gets_413_and_the_others_are_untouched():
+def test_a_line_longer_than_the_model_takes_is_cut_not_refused():
     srv, fake, _ = serve(max_segment_tokens=12)  # the fake counts len(text) + 2 tokens
     with srv:
-        r = post(srv, {"q": ["short", "x" * 11], "source": "en", "target": "fr"})
-        assert r.status_code == 413 and r.json()["limit"] == "max_segment_tokens"
-        assert r.json()["value"] == 13 and "segment 1" in r.json()["error"]
-        assert fake.calls == []  # refused before anything was queued
-        assert post(srv, {"q": "x" * 10, "source": "en", "target": "fr"}).status_code == 200
+        long = "aaaa bbbb cccc dddd"  # 21 tokens as one piece: cut at the spaces into pieces of <= 10 chars
+        r = post(srv, {"q": ["short", long], "source": "en", "target": "fr"})
+        assert r.status_code == 200, r.text
+        assert r.json()["translatedText"] == ["[en>fr] short", "[en>fr] aaaa bbbb [en>fr] cccc dddd"]
+        assert all(len(text) + 2 <= 12 for call in fake.calls for text, _, _ in call)
 
 
 def test_same_language_untrained_directions_and_non_utf8_forms():
     srv, fake, _ = serve(trained=[("en", "fr"), ("fr", "en")])
     with srv:
         r = post(srv, {"q": "x", "source": "en", "target": "eng_Latn"})  # the same language, named otherwise
-        assert r.status_code == 400 and r.json()["field"] == "target" and "source language too" in r.json()["error"]
+        assert r.status_code == 400 and r.json()["field"] == "target"  # LibreTranslate's text for a missing pair
+        assert r.json()["error"] == "English (en) is not available as a target language from English (en)"
         assert all(x["targets"] == [t for t in CODES if t != x["code"]] for x in httpx.get(srv.url + "/languages").json())
         r = post(srv, {"q": "x", "source": "en", "target": "fr"})
         assert r.status_code == 200 and "x-lslo-warning" not in r.headers
         r = post(srv, {"q": "x", "source": "en", "target": "de"})  # served, with a warning header
-        assert r.status_code == 200 and "en->de was not trained" in r.headers["x-lslo-warning"]
+        assert r.status_code == 200 and "en->de not trained" in r.headers["x-lslo-warning"]
         # a percent-escaped byte that is not UTF-8: 400, as the same text in JSON, never repaired to U+FFFD
         r = httpx.post(srv.url + "/translate", content=b"q=caf%E9&source=en&target=fr",
                        headers={"content-type": "application/x-www-form-urlencoded"}, timeout=20)

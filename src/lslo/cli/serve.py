@@ -11,6 +11,9 @@ from lslo.cli.evaluate import add_inference_arguments, inference_settings, posit
 from lslo.errors import LSLoError
 
 API_KEY_ENV = "LSLO_API_KEY"
+# the registries' names, without importing the serve extra's libraries at parser time
+DETECTOR_NAMES = ("lingua", "lingua-low", "langid", "langdetect")
+SPLITTER_NAMES = ("sentencex", "pysbd", "lines")
 
 
 class ServeError(LSLoError):
@@ -34,6 +37,18 @@ def _number_between(unit: str, high: float):
 
 
 milliseconds = _number_between("milliseconds", 10_000)
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 seconds = _number_between("seconds", 3600)
 
 
@@ -41,7 +56,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from lslo.serving import Limits, create_app, service_for_model
+        from lslo.serving.detect import DetectorError
+        from lslo.serving.segment import SplitterError
     except ImportError as e:
         raise ServeError(f"lslo serve needs the serve extra ({e.name} is missing): in the lslo clone, run "
                          "pip install -e '.[serve]' (make install includes it)") from None
@@ -57,19 +73,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from lslo.cli.outputs import trained_directions
 
     trained = trained_directions(cfg) if used != "none" else None
+    try:
+        return _serve(args, cfg, model, inference, label, trained, uvicorn, sock)
+    except (DetectorError, SplitterError) as e:
+        sock.close()
+        raise ServeError(str(e)) from None
+
+
+def _serve(args, cfg, model, inference, label, trained, uvicorn, sock) -> int:
+    from lslo.serving import Limits, create_app, service_for_model
+
     e = cfg.eval
     gen = {"num_beams": args.beam or e.beam, "max_new_tokens": args.max_new_tokens or e.max_new_tokens,
            "length_penalty": e.length_penalty, "engine": inference["engine"]}
     api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV)
     service = service_for_model(
         model, list(cfg.lslo.codes), gen, api_key=api_key, policy=args.policy,
-        limits=Limits(max_segments=args.max_segments, max_chars=args.max_chars),
+        limits=Limits(max_texts=args.batch_limit, max_chars=args.char_limit, max_segments=args.max_segments,
+                      max_file_bytes=args.max_file_bytes),
         max_batch_tokens=args.max_batch_tokens, max_batch_segments=args.max_batch_segments,
         max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, trim_interval_s=args.trim_interval,
         description=f"{args.run} ({label})", trained=trained, allow_same_language=args.allow_same_language,
+        detector=None if args.detector == "none" else args.detector, splitter=args.splitter,
+        req_limit=args.req_limit,
     )
-    app = create_app(service)
+    origins = [o.strip() for o in args.cors_origins.split(",") if o.strip()] if args.cors_origins else None
+    app = create_app(service, cors_origins=origins)
     n = len(service.codes)
+    unknown = getattr(service.detector, "unknown", [])
+    if unknown:
+        print(f"lslo serve: detector {args.detector} does not know {', '.join(unknown)}: texts in "
+              f"{'it' if len(unknown) == 1 else 'them'} are never detected (name the source for those)",
+              file=sys.stderr, flush=True)
     print(f"lslo serve: {args.run} ({label}), {n} languages, {n * (n - 1)} directions, "
           f"policy {args.policy}, beam {gen['num_beams']}, on http://{args.host}:{args.port}"
           + (" (API key required)" if api_key else ""), file=sys.stderr, flush=True)
@@ -135,8 +170,22 @@ def add_parser(sub) -> None:
                    help="after a batch, at most every this many seconds, give freed heap memory back to the OS "
                         "(glibc malloc_trim), so that a long-running server's resident memory does not creep up; "
                         "0: never; a no-op without glibc (see guides/serving.md in the documentation)")
-    p.add_argument("--max-segments", type=positive_int, default=64, help="segments (lines) per request")
-    p.add_argument("--max-chars", type=positive_int, default=5000, help="characters per request")
+    p.add_argument("--batch-limit", type=positive_int, default=64,
+                   help="texts in one request's list q (LibreTranslate's --batch-limit)")
+    p.add_argument("--char-limit", "--max-chars", dest="char_limit", type=positive_int, default=5000,
+                   help="characters per text (LibreTranslate's --char-limit)")
+    p.add_argument("--max-segments", type=positive_int, default=512,
+                   help="sentences per request, after sentence splitting")
+    p.add_argument("--max-file-bytes", type=positive_int, default=2 << 20, help="size of a file for /translate_file")
+    p.add_argument("--detector", default="lingua", choices=[*DETECTOR_NAMES, "none"],
+                   help="language identification for source 'auto' and /detect (default lingua, the most "
+                        "accurate on the testbed; none: 'auto' is refused)")
+    p.add_argument("--splitter", default="sentencex", choices=SPLITTER_NAMES,
+                   help="sentence splitter for long texts (lines: split only at line breaks)")
+    p.add_argument("--req-limit", type=non_negative_int, default=0,
+                   help="requests per minute per API key or client address, beyond: 429 (0: no limit)")
+    p.add_argument("--cors-origins", help="comma-separated origins browsers may call the API from ('*': any); "
+                                          "default: no CORS headers")
     p.add_argument("--drain-timeout", type=positive_int, default=60,
                    help="seconds SIGTERM waits for queued requests to finish")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])

@@ -27,7 +27,8 @@ from lslo.errors import LSLoError
 
 POLICIES = ("mixed", "direction", "single")
 
-# translate(texts, src_langs, tgt_langs, batch_size) -> translations in input order
+# translate(texts, src_langs, tgt_langs, batch_size) -> translations in input order; called with
+# n_best=k (k > 1) it returns each text's k best hypotheses (a list of k strings per text)
 TranslateFn = Callable[[Sequence[str], Sequence[str], Sequence[str], int], list[str]]
 
 
@@ -45,6 +46,7 @@ class Job:
     src: list[str]
     tgt: list[str]
     tokens: int  # source tokens (for the batch budget)
+    n_best: int = 1  # hypotheses wanted per segment: jobs are batched only with jobs wanting as many
     future: Future = field(default_factory=Future)
     enqueued: float = field(default_factory=time.monotonic)
 
@@ -109,14 +111,15 @@ class Batcher:
 
     # ------------------------------------------------------------------ clients
     def submit(self, texts: Sequence[str], src: Sequence[str], tgt: Sequence[str],
-               tokens: Sequence[int] | None = None) -> Future:
-        """Queue one request; its future gives the translations in input order.
+               tokens: Sequence[int] | None = None, n_best: int = 1) -> Future:
+        """Queue one request; its future gives the translations in input order (with ``n_best`` > 1,
+        each segment's list of its ``n_best`` best hypotheses).
 
         ``tokens``: the segments' token counts when the caller has them already."""
         if not (len(texts) == len(src) == len(tgt)):
             raise ValueError("submit: texts, src and tgt must have the same length")
         counts = list(tokens) if tokens is not None else [self.count_tokens(t) for t in texts]
-        job = Job(list(texts), list(src), list(tgt), sum(counts))
+        job = Job(list(texts), list(src), list(tgt), sum(counts), n_best)
         if not texts:
             job.future.set_result([])
             return job.future
@@ -192,7 +195,8 @@ class Batcher:
         want = first.direction if self.policy == "direction" else None
         while self._queue:
             job = self._queue.popleft()
-            same = self.policy == "mixed" or (want is not None and job.direction == want)
+            same = (self.policy == "mixed" or (want is not None and job.direction == want)) and \
+                job.n_best == first.n_best
             if same and tokens + job.tokens <= self.max_batch_tokens and \
                     segments + len(job.texts) <= self.max_batch_segments:
                 jobs.append(job)
@@ -200,7 +204,7 @@ class Batcher:
                 segments += len(job.texts)
             else:
                 keep.append(job)
-                if self.policy == "mixed":  # FIFO: the next job does not fit, the batch is full
+                if self.policy == "mixed" and job.n_best == first.n_best:  # FIFO: the batch is full
                     break
         keep.extend(self._queue)
         self._queue = keep
@@ -231,7 +235,8 @@ class Batcher:
         tgt = [t for job in jobs for t in job.tgt]
         start = time.perf_counter()
         try:
-            out = self.translate(texts, src, tgt, self.max_batch_segments)
+            n = jobs[0].n_best
+            out = self.translate(texts, src, tgt, self.max_batch_segments, **({"n_best": n} if n > 1 else {}))
         except BaseException as e:  # noqa: BLE001 - every waiting client gets the error, the worker lives on
             for job in jobs:
                 job.future.set_exception(e)

@@ -236,6 +236,12 @@ class LSLoModel(nn.Module):
         """See :func:`lslo.tuner.translation.translate`."""
         return translation.translate(self, texts, src_langs, tgt_langs, batch_size, max_tokens, **generate_kwargs)
 
+    def translate_n_best(self, texts: Sequence[str], src_langs: Sequence[str], tgt_langs: Sequence[str], n: int,
+                         batch_size: int = 32, max_tokens: int | None = None, **generate_kwargs) -> list[list[str]]:
+        """See :func:`lslo.tuner.translation.translate_n_best`."""
+        return translation.translate_n_best(self, texts, src_langs, tgt_langs, n, batch_size, max_tokens,
+                                            **generate_kwargs)
+
     def base_parameter_count(self) -> int:
         return params.base_parameter_count(self)
 

@@ -10,7 +10,6 @@ from torch import nn
 from lslo.tuner.languages import build_batch, generation_prompt
 
 
-@torch.no_grad()
 def translate(
     model: nn.Module,
     texts: Sequence[str],
@@ -25,6 +24,34 @@ def translate(
     Inputs are sorted by length and cut into batches of at most ``batch_size`` sentences
     and, when given, ``max_tokens`` padded source tokens; every batch may mix directions.
     """
+    return [best[0] for best in _translate(model, texts, src_langs, tgt_langs, batch_size, max_tokens, 1,
+                                           generate_kwargs)]
+
+
+def translate_n_best(
+    model: nn.Module,
+    texts: Sequence[str],
+    src_langs: Sequence[str],
+    tgt_langs: Sequence[str],
+    n: int,
+    batch_size: int = 32,
+    max_tokens: int | None = None,
+    **generate_kwargs,
+) -> list[list[str]]:
+    """The ``n`` best finished hypotheses of the beam for each text, best first (as :func:`translate`,
+    with ``num_return_sequences=n``; the beam is widened to ``n`` when it is narrower)."""
+    if n < 1:
+        raise ValueError(f"translate_n_best: n must be >= 1, got {n}")
+    generate_kwargs = dict(generate_kwargs)
+    generate_kwargs["num_beams"] = max(n, generate_kwargs.get("num_beams", 5))
+    if n > 1:
+        generate_kwargs["num_return_sequences"] = n
+    return _translate(model, texts, src_langs, tgt_langs, batch_size, max_tokens, n, generate_kwargs)
+
+
+@torch.no_grad()
+def _translate(model: nn.Module, texts: Sequence[str], src_langs: Sequence[str], tgt_langs: Sequence[str],
+               batch_size: int, max_tokens: int | None, n: int, generate_kwargs: dict) -> list[list[str]]:
     tokens = model.language_tokens()
     if not (len(texts) == len(src_langs) == len(tgt_langs)):
         raise ValueError("translate: texts, src_langs and tgt_langs must have the same length")
@@ -47,7 +74,7 @@ def translate(
                 cur.append(i)
                 continue
         batches.append([i])
-    out: list[str] = [""] * len(texts)
+    out: list[list[str]] = [[""] * n for _ in texts]
     device = next(model.base.parameters()).device
     was_training = model.training
     model.eval()
@@ -62,8 +89,8 @@ def translate(
             )
             n_prompt = generation_prompt(tokens, batch["tgt_lang"]).shape[1]
             decoded = model.tokenizer.batch_decode(gen[:, n_prompt:], skip_special_tokens=True)
-            for i, text in zip(chunk, decoded):
-                out[i] = text.strip()
+            for k, i in enumerate(chunk):  # with n > 1, rows k*n .. k*n+n-1 are text k's hypotheses
+                out[i] = [text.strip() for text in decoded[k * n:(k + 1) * n]]
     finally:
         model.train(was_training)
     return out
