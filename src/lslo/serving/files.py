@@ -73,12 +73,14 @@ def _paragraphs(doc) -> list:
 
 
 def _docx(data: bytes) -> Document:
+    import zipfile
+
     import docx
     from docx.opc.exceptions import PackageNotFoundError
 
     try:
         doc = docx.Document(io.BytesIO(data))
-    except (PackageNotFoundError, KeyError, ValueError, OSError) as e:
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError, OSError) as e:
         raise bad("file", f"not a .docx document ({type(e).__name__})") from None
     paras = [p for p in _paragraphs(doc) if "".join(r.text for r in p.runs).strip()]
 

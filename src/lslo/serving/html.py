@@ -1,47 +1,89 @@
-"""``format: "html"``: translate the text between the tags, and nothing else.
+"""``format: "html"``: translate the text between the tags, and leave every other byte as it was.
 
-The markup is parsed by BeautifulSoup (Python's ``html.parser`` underneath: forgiving of broken
-HTML, no C extension). Each text node becomes one or more sentences to translate (the caller's
-``layout``, which also keeps its surrounding whitespace); everything else is written back as it
-was: tags and their attributes, comments, doctype, and the text of ``<code>``, ``<pre>``,
-``<script>``, ``<style>``, ``<kbd>``, ``<samp>``, ``<var>``, ``<textarea>`` and of any element
-marked ``translate="no"`` (or ``class="notranslate"``), with everything inside them.
+The markup is tokenised by Python's ``html.parser`` (the parser BeautifulSoup uses by default),
+which reports where each tag, comment and run of text starts in the source. Runs of text are
+translated (each through the caller's sentence ``layout``, which keeps its surrounding
+whitespace) and written back in their place; everything else is copied from the source
+unchanged: tags with their attributes as written, comments, doctype, entities outside translated
+text, whitespace between tags, and unclosed or stray tags of broken HTML. A tree builder such as
+BeautifulSoup would rewrite those (it closes tags, re-quotes attributes and collapses
+whitespace-only text), so the source positions are used instead.
 
-Entities are decoded by the parser and written back escaped where HTML needs it (``&amp;``,
-``&lt;``, ``&gt;``, and ``&nbsp;`` for a no-break space), so ``&copy;`` comes back as the
-character it stands for, which is the same text.
+Not translated: the text inside ``<code>``, ``<pre>``, ``<script>``, ``<style>``, ``<kbd>``,
+``<samp>``, ``<var>``, ``<textarea>``, ``<noscript>``, ``<template>``, and inside any element with
+``translate="no"`` or ``class="notranslate"``, with everything nested in them. A translated run
+is written escaped (``&amp;``, ``&lt;``, ``&gt;``, ``&nbsp;``), so the text means what it meant.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from html import unescape
+from html.parser import HTMLParser
 
 from lslo.serving.segment import Layout
 
 KEEP = frozenset({"code", "pre", "script", "style", "kbd", "samp", "var", "textarea", "noscript", "template"})
+VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
+                  "track", "wbr"})
 
 
-def _escape(text: str) -> str:
+def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\xa0", "&nbsp;")
 
 
-def _kept(node) -> bool:
-    for parent in node.parents:
-        if parent.name in KEEP:
-            return True
-        attrs = getattr(parent, "attrs", None) or {}
-        if str(attrs.get("translate", "")).lower() == "no" or "notranslate" in (attrs.get("class") or []):
-            return True
-    return False
+def _keeps(tag: str, attrs: list[tuple[str, str | None]]) -> bool:
+    a = {k.lower(): (v or "") for k, v in attrs}
+    return tag in KEEP or a.get("translate", "").lower() == "no" or "notranslate" in a.get("class", "").split()
+
+
+class _Tokens(HTMLParser):
+    """Records (offset, kind, keep) for each event; text events are "text", markup events "markup"."""
+
+    def __init__(self, source: str):
+        super().__init__(convert_charrefs=False)
+        self.starts = [0]
+        for line in source.splitlines(keepends=True):
+            self.starts.append(self.starts[-1] + len(line))
+        self.events: list[tuple[int, str, bool]] = []
+        self.stack: list[tuple[str, bool]] = []  # open elements and whether text inside is kept
+
+    def _at(self) -> int:
+        line, col = self.getpos()
+        return self.starts[line - 1] + col
+
+    def _inside_kept(self) -> bool:
+        return bool(self.stack) and self.stack[-1][1]
+
+    def _text(self, *_):
+        self.events.append((self._at(), "text", self._inside_kept()))
+
+    handle_data = handle_entityref = handle_charref = _text
+
+    def _markup(self, *_):
+        self.events.append((self._at(), "markup", False))
+
+    handle_comment = handle_decl = handle_pi = unknown_decl = handle_startendtag = _markup
+
+    def handle_starttag(self, tag, attrs):
+        self._markup()
+        if tag not in VOID:
+            self.stack.append((tag, self._inside_kept() or _keeps(tag, attrs)))
+
+    def handle_endtag(self, tag):
+        self._markup()
+        names = [name for name, _ in self.stack]
+        if tag in names:  # a stray end tag closes nothing
+            del self.stack[len(names) - 1 - names[::-1].index(tag):]
 
 
 @dataclass
 class HtmlDoc:
-    """A parsed document, its translatable text nodes, and each node's sentence layout."""
+    """The source, its runs of text to translate (spans), and each run's sentence layout."""
 
-    soup: object
-    nodes: list
+    source: str
+    spans: list[tuple[int, int]]
     layouts: list[Layout]
 
     @property
@@ -49,40 +91,36 @@ class HtmlDoc:
         return [s for lay in self.layouts for s in lay.sentences]
 
     def fill(self, translations: list[str]) -> str:
-        from bs4.formatter import HTMLFormatter
-
-        pos = 0
-        for node, lay in zip(self.nodes, self.layouts):
+        if len(translations) != len(self.sentences):
+            raise ValueError(f"fill: {len(translations)} translations for {len(self.sentences)} sentences")
+        out, pos, used = [], 0, 0
+        for (start, end), lay in zip(self.spans, self.layouts):
             n = len(lay.slots)
-            node.replace_with(lay.fill(translations[pos:pos + n]))
-            pos += n
-        if pos != len(translations):
-            raise ValueError(f"fill: {len(translations)} translations for {pos} sentences")
-        from bs4 import Doctype, Tag
-
-        formatter = HTMLFormatter(entity_substitution=_escape, void_element_close_prefix=None)
-        out = []
-        for child in self.soup.contents:  # bs4 writes a line break after a doctype: keep the original's
-            if isinstance(child, Doctype):
-                out.append(f"<!DOCTYPE {child}>")
-            elif isinstance(child, Tag):
-                out.append(child.decode(formatter=formatter))
-            else:
-                out.append(child.output_ready(formatter))
+            out.append(self.source[pos:start])
+            out.append(escape(lay.fill(translations[used:used + n])))
+            pos, used = end, used + n
+        out.append(self.source[pos:])
         return "".join(out)
 
 
 def html_doc(markup: str, layout: Callable[[str], Layout]) -> HtmlDoc:
-    """Parse ``markup``; ``layout(text)`` splits one text node into sentences (see :mod:`.segment`)."""
-    from bs4 import BeautifulSoup, NavigableString
-
-    soup = BeautifulSoup(markup, "html.parser")
-    nodes, layouts = [], []
-    for node in list(soup.find_all(string=True)):
-        if type(node) is not NavigableString or not node.strip() or _kept(node):
-            continue  # comments, CDATA, doctype and declarations are NavigableString subclasses
-        lay = layout(str(node))
-        if lay.slots:
-            nodes.append(node)
-            layouts.append(lay)
-    return HtmlDoc(soup, nodes, layouts)
+    """Tokenise ``markup``; ``layout(text)`` splits one run of text into sentences (see :mod:`.segment`)."""
+    tokens = _Tokens(markup)
+    tokens.feed(markup)
+    tokens.close()
+    events = tokens.events + [(len(markup), "markup", False)]
+    spans, layouts = [], []
+    i = 0
+    while i < len(events) - 1:
+        start, kind, keep = events[i]
+        j = i
+        while events[j][1] == "text" and events[j][2] == keep:  # a run: consecutive text events
+            j += 1
+        if kind == "text" and not keep:
+            end = events[j][0]
+            lay = layout(unescape(markup[start:end]))
+            if lay.slots:
+                spans.append((start, end))
+                layouts.append(lay)
+        i = max(j, i + 1)
+    return HtmlDoc(markup, spans, layouts)
