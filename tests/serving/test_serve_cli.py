@@ -1,7 +1,9 @@
 """``lslo serve`` as a user runs it: a trained tiny run, a real process on a free port, real clients.
 
 - concurrent requests of every direction give exactly what ``model.translate`` gives each alone;
-- the libretranslatepy package (a third-party LibreTranslate client) works unchanged;
+- real third-party LibreTranslate clients, pinned dev dependencies, work unchanged: libretranslatepy,
+  libretranslate-aio (sync and async), deep-translator's LibreTranslator, and Dialect's request
+  sequence replayed (Dialect is a GNOME app, not importable here);
 - SIGTERM finishes the queued requests and exits 0;
 - the web page translates in a real headless browser (Debian's chromium), with a screenshot.
 """
@@ -25,7 +27,9 @@ from lslo.cli.main import main
 from lslo.serving.server import free_port
 
 KEY = "k-123"
-LANGS = ("en", "fr", "ha")
+LANGS = ("en", "fr", "de")  # languages lingua detects (it lacks Hausa)
+EN = "The children are playing in the park this afternoon."
+FR = "Les enfants jouent dans le parc cet après-midi."
 DIRECTIONS = [(s, t) for s in LANGS for t in LANGS if s != t]
 
 
@@ -99,11 +103,18 @@ def test_concurrent_mixed_directions_equal_translating_each_request_alone(run, s
     answers = concurrently([lambda b=b: httpx.post(server + "/translate", json=b, timeout=120) for b in requests])
     assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
 
+    from lslo.serving.segment import layout, make_splitter
+
     _, model = load_run(run, checkpoint="best")
+    split = make_splitter("sentencex")
     for body, answer in zip(requests, answers):
         q = body["q"] if isinstance(body["q"], list) else [body["q"]]
-        alone = model.translate(q, [body["source"]] * len(q), [body["target"]] * len(q), num_beams=2,
-                                max_new_tokens=8, length_penalty=1.0)
+        alone = []
+        for text in q:  # each text's sentences translated on their own, put back with their spaces
+            lay = layout(text, body["source"], split)
+            assert len(lay.sentences) == 2  # conftest's segments are two sentences each
+            alone.append(lay.fill(model.translate(lay.sentences, [body["source"]] * 2, [body["target"]] * 2,
+                                                  num_beams=2, max_new_tokens=8, length_penalty=1.0)))
         got = answer.json()["translatedText"]
         assert (got if isinstance(body["q"], list) else [got]) == alone
 
@@ -114,17 +125,112 @@ def test_concurrent_mixed_directions_equal_translating_each_request_alone(run, s
     assert float(single.split()[-1]) < float(count.split()[-1]), metrics
 
 
-def test_libretranslatepy_client_works_unchanged(server):
+def _direct(server, **body):
+    return httpx.post(server + "/translate", json={"api_key": KEY, **body}, timeout=60).json()
+
+
+def test_libretranslatepy_translate_detect_languages(server):
     from libretranslatepy import LibreTranslateAPI
 
     lt = LibreTranslateAPI(server, api_key=KEY)
-    codes = [lang["code"] for lang in lt.languages()]
-    assert codes == list(LANGS)
-    text = segments("en", 1)[0]
-    assert lt.translate(text, "en", "fr") == httpx.post(
-        server + "/translate", json={"q": text, "source": "en", "target": "fr", "api_key": KEY}).json()["translatedText"]
-    with pytest.raises(Exception, match="401"):
-        LibreTranslateAPI(server, api_key="nope").translate(text, "en", "fr")
+    assert [lang["code"] for lang in lt.languages()] == list(LANGS)
+    assert lt.translate(EN, "en", "fr") == _direct(server, q=EN, source="en", target="fr")["translatedText"]
+    assert lt.translate(FR, "auto", "en") == _direct(server, q=FR, source="fr", target="en")["translatedText"]
+    assert lt.detect(FR)[0]["language"] == "fr"
+    with pytest.raises(Exception, match="403"):
+        LibreTranslateAPI(server, api_key="nope").translate(EN, "en", "fr")
+
+
+def test_libretranslate_aio_sync_and_async(server, tmp_path):
+    import asyncio
+
+    from libretranslate_aio import AsyncLibreTranslate, ForbiddenError, LibreTranslate
+
+    with LibreTranslate(server, api_key=KEY, timeout=60) as lt:
+        one = lt.translate(EN, "en", "de")
+        assert one.translated_text == _direct(server, q=EN, source="en", target="de")["translatedText"]
+        many = lt.translate([EN, EN + " Again."], "en", "fr")
+        assert isinstance(many.translated_text, list) and len(many.translated_text) == 2
+        auto = lt.translate(FR, "auto", "de")
+        assert auto.detected_language.language == "fr" and auto.detected_language.confidence > 50
+        alt = lt.translate(EN, "en", "fr", alternatives=1)  # beam 2: one more hypothesis
+        assert alt.alternatives is not None and len(alt.alternatives) <= 1
+        html = lt.translate("<p>Open the <b>window</b></p>", "en", "fr", format="html")
+        assert html.translated_text.startswith("<p>") and "<b>" in html.translated_text
+        assert lt.detect(EN)[0].language == "en"
+        assert [x.code for x in lt.languages()] == list(LANGS)
+        settings = lt.frontend_settings()
+        assert settings.key_required and settings.language.source.code == "auto" and ".docx" in \
+            settings.supported_files_format
+        path = tmp_path / "notes.txt"
+        path.write_text(EN + "\n" + EN, encoding="utf-8")
+        url = lt.translate_file(path, "en", "fr").translated_file_url
+        text = httpx.get(url).text
+        line = _direct(server, q=EN, source="en", target="fr")["translatedText"]
+        assert text == line + "\n" + line
+        assert lt.health()
+    with LibreTranslate(server, api_key="nope") as bad, pytest.raises(ForbiddenError, match="Invalid API key"):
+        bad.translate(EN, "en", "fr")
+
+    async def go():
+        async with AsyncLibreTranslate(server, api_key=KEY, timeout=60) as alt:
+            return await asyncio.gather(alt.translate(EN, "en", "fr"), alt.translate(FR, "fr", "en"))
+
+    a, b = asyncio.run(go())
+    assert a.translated_text == _direct(server, q=EN, source="en", target="fr")["translatedText"]
+    assert b.translated_text == _direct(server, q=FR, source="fr", target="en")["translatedText"]
+
+
+def test_deep_translator_libretranslator(server):
+    from deep_translator import LibreTranslator
+    from deep_translator.exceptions import AuthorizationException
+
+    url = server + "/"
+    named = LibreTranslator(source="en", target="fr", api_key=KEY, custom_url=url)
+    assert named.translate(EN) == _direct(server, q=EN, source="en", target="fr")["translatedText"]
+    assert named.translate_batch([EN, EN + " Again."]) == [
+        _direct(server, q=t, source="en", target="fr")["translatedText"] for t in (EN, EN + " Again.")]
+    auto = LibreTranslator(source="auto", target="de", api_key=KEY, custom_url=url)
+    assert auto.translate(FR) == _direct(server, q=FR, source="fr", target="de")["translatedText"]
+    with pytest.raises(AuthorizationException):
+        LibreTranslator(source="en", target="fr", api_key="nope", custom_url=url).translate(EN)
+
+
+def _dialect_error(status: int, data: dict) -> str:
+    """Dialect's LibreTranslate provider, ``check_known_errors``: which error it raises for an answer."""
+    error = data.get("error", "")
+    if error == "Please contact the server operator to obtain an API key":
+        return "APIKeyRequired"
+    if error == "Invalid API key":
+        return "APIKeyInvalid"
+    if "is not supported" in error:
+        return "InvalidLangCode"
+    if "exceeds text limit" in error:
+        return "BatchSizeExceeded"
+    return "UnexpectedError"
+
+
+def test_dialects_request_sequence_replayed(server):
+    """Dialect (dialect/providers/modules/libretrans.py) cannot be imported here (a GNOME app); its
+    sequence is replayed with its own field names and its own checks on the answers."""
+    c = httpx.Client(base_url=server, timeout=60)
+    assert c.get("/spec").json()["info"]["title"] == "LibreTranslate"  # validate_instance
+    detect = c.post("/detect", data={"q": "hello", "api_key": KEY})  # validate_api_key: form data
+    assert "confidence" in detect.json()[0]
+    assert _dialect_error(403, c.post("/detect", data={"q": "hello", "api_key": "nope"}).json()) == "APIKeyInvalid"
+    langs = c.get("/languages").json()  # init_trans
+    settings = c.get("/frontend/settings").json()
+    assert [lang["code"] for lang in langs] == list(LANGS) and all(lang["name"] for lang in langs)
+    assert settings["apiKeys"] and settings["keyRequired"] and not settings["suggestions"]  # no /suggest call
+    assert int(settings["charLimit"]) == 5000
+    r = c.post("/translate", json={"q": FR, "source": "auto", "target": "en", "api_key": KEY}).json()  # translate
+    assert r["detectedLanguage"]["language"] == "fr" and isinstance(r["translatedText"], str)
+    bad = c.post("/translate", json={"q": EN, "source": "en", "target": "pt", "api_key": KEY})
+    assert bad.status_code == 400 and _dialect_error(400, bad.json()) == "InvalidLangCode"
+    big = c.post("/translate", json={"q": "a" * 5001, "source": "en", "target": "fr", "api_key": KEY})
+    assert big.status_code == 400 and _dialect_error(400, big.json()) == "BatchSizeExceeded"
+    suggest = c.post("/suggest", data={"q": EN, "s": "x", "source": "en", "target": "fr", "api_key": KEY})
+    assert suggest.status_code == 403 and "disabled" in suggest.json()["error"]
 
 
 def test_sigterm_drains_queued_requests_and_exits_0(run):
