@@ -296,12 +296,49 @@ def test_web_page_translates_in_a_headless_browser(server, tmp_path):
         shot = Path(tmp_path) / "serve-page.png"
         browser.save_screenshot(str(shot))
         assert shot.stat().st_size > 5000
+
+        def run_page():
+            browser.find_element(By.ID, "go").click()
+            wait.until(lambda b: b.find_element(By.ID, "output").text.strip() or b.find_element(By.ID, "error").text)
+            assert browser.find_element(By.ID, "error").text == ""
+            return browser.find_element(By.ID, "output").text.strip()
+
+        # source "Auto Detect": the page shows the detected language; alternatives listed under it
+        Select(browser.find_element(By.ID, "source")).select_by_value("auto")
+        Select(browser.find_element(By.ID, "target")).select_by_value("en")
+        browser.find_element(By.ID, "input").clear()
+        browser.find_element(By.ID, "input").send_keys(FR)
+        browser.find_element(By.ID, "alts").clear()
+        browser.find_element(By.ID, "alts").send_keys("1")
+        got = run_page()
+        assert browser.find_element(By.ID, "detected").text.startswith("Detected: French (")
+        assert got == _direct(server, q=FR, source="fr", target="en")["translatedText"].strip()
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#alternatives li")) <= 1
+        # HTML mode keeps the tags (shown as text in the output box)
+        browser.find_element(By.ID, "alts").clear()
+        browser.find_element(By.ID, "alts").send_keys("0")
+        Select(browser.find_element(By.ID, "source")).select_by_value("en")
+        Select(browser.find_element(By.ID, "target")).select_by_value("fr")
+        browser.find_element(By.ID, "html").click()
+        browser.find_element(By.ID, "input").clear()
+        browser.find_element(By.ID, "input").send_keys("<p>Open the <b>window</b></p>")
+        out = run_page()
+        assert out.startswith("<p>") and "<b>" in out and out.endswith("</p>")
+        # a file: upload, then the download link gives the translated file
+        path = Path(tmp_path) / "page-file.txt"
+        path.write_text(EN, encoding="utf-8")
+        browser.find_element(By.ID, "file").send_keys(str(path))
+        browser.find_element(By.ID, "gofile").click()
+        wait.until(lambda b: b.find_element(By.ID, "download").is_displayed() or b.find_element(By.ID, "fileerror").text)
+        assert browser.find_element(By.ID, "fileerror").text == ""
+        href = browser.find_element(By.ID, "download").get_attribute("href")
+        assert httpx.get(href).text == _direct(server, q=EN, source="en", target="fr")["translatedText"]
         # a wrong key shows the server's error on the page
         browser.find_element(By.ID, "apikey").clear()
         browser.find_element(By.ID, "apikey").send_keys("wrong")
         browser.find_element(By.ID, "go").click()
         wait.until(lambda b: b.find_element(By.ID, "error").text)
-        assert "api_key" in browser.find_element(By.ID, "error").text
+        assert browser.find_element(By.ID, "error").text == "Invalid API key"
         assert browser.find_element(By.ID, "output").text == ""  # the previous translation is gone
     finally:
         browser.quit()
