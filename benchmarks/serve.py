@@ -18,6 +18,10 @@ Servers compared (same model weights, same beam search settings, same traffic):
   ``peft-cache`` isolates routing against PEFT's per-adapter loop, ``mixed`` vs ``peft`` is what a
   user of PEFT as shipped gets;
 - ``mixed-hf-cache``: ``mixed`` with transformers' own cache (opt-in: ``--modes``).
+- ``mixed-auto``: ``mixed`` with every request's source sent as ``auto``: the server detects each
+  one's language (lingua, restricted to the config's languages) before batching, so the ratio
+  ``mixed-auto/mixed`` is the price of detection, and ``detection_accuracy`` how often the
+  detected language was the segment's own.
 
 The LSLo adapters get small random values (``--adapter-std``) so that every direction's adapter
 does real work and the PEFT copy is checked against LSLo (``agreement_with_mixed``: the share of
@@ -26,7 +30,8 @@ requests whose translation is identical).
 The soak runs ``lslo serve`` itself as a subprocess (the config's base, as a user starts it),
 with mixed traffic for ``--soak-minutes``, and records the error rate and its RSS over time.
 
-    python benchmarks/serve.py --json benchmarks/results/serve.json          # ~28 min on 2 cores
+    python benchmarks/serve.py --modes mixed,mixed-auto,single,direction,peft,peft-cache \
+        --json benchmarks/results/serve.json                                  # ~35 min on 2 cores
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ from lslo.tuner import translation  # noqa: E402
 from lslo.tuner.beam_cache import add_beam_search_cache  # noqa: E402
 from lslo.tuner.languages import generation_prompt  # noqa: E402
 
-MODES = ("mixed", "single", "direction", "peft", "peft-cache", "mixed-hf-cache")
+MODES = ("mixed", "single", "direction", "peft", "peft-cache", "mixed-hf-cache", "mixed-auto")
 
 
 def randomize(model, std: float, seed: int = 0) -> None:
@@ -137,7 +142,7 @@ def peft_service(peft: PeftTranslator, codes, gen, **options) -> TranslationServ
 async def drive(url: str, requests: list[dict], clients: int, max_seconds: float) -> dict:
     """``clients`` workers send the requests back to back; returns throughput and latency."""
     queue = list(reversed(requests))
-    lat, errors, answers = [], 0, {}
+    lat, errors, answers, detected = [], 0, {}, {}
     failures: dict[str, int] = {}  # "status: error message" -> count
     stop_at = time.perf_counter() + max_seconds
     limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
@@ -152,6 +157,8 @@ async def drive(url: str, requests: list[dict], clients: int, max_seconds: float
                 lat.append(time.perf_counter() - t0)
                 if r.status_code == 200:
                     answers[len(requests) - 1 - i] = r.json()["translatedText"]
+                    if "detectedLanguage" in r.json():
+                        detected[len(requests) - 1 - i] = r.json()["detectedLanguage"]["language"]
                 else:
                     errors += 1
                     try:
@@ -171,7 +178,7 @@ async def drive(url: str, requests: list[dict], clients: int, max_seconds: float
 
     return {"clients": clients, "requests": len(lat), "errors": errors, "failures": failures, "seconds": round(wall, 2),
             "segments_per_s": round(len(answers) / wall, 2), "p50_ms": pct(0.50), "p95_ms": pct(0.95),
-            "p99_ms": pct(0.99), "answers": answers}
+            "p99_ms": pct(0.99), "answers": answers, "detected": detected}
 
 
 def batch_stats(service: TranslationService) -> dict:
@@ -303,17 +310,26 @@ def main(argv=None) -> int:
         reqs = traffic(corpus, codes, n, args.seed + c)
         for mode in modes:
             opts = {"max_wait_ms": 5.0, "max_queue": 100_000}
+            sent = [{**r, "source": "auto"} for r in reqs] if mode == "mixed-auto" else reqs
             if mode.startswith("peft"):
                 peft.beam_cache = mode == "peft-cache"
                 service = peft_service(peft, codes, gen, policy="mixed", **opts)
             elif mode == "mixed-hf-cache":
                 service = service_for_model(model, codes, {**gen, "beam_cache": False}, policy="mixed", **opts)
+            elif mode == "mixed-auto":
+                service = service_for_model(model, codes, gen, policy="mixed", **opts)
             else:
                 service = service_for_model(model, codes, gen, policy=mode, **opts)
             with BackgroundServer(create_app(service)) as srv:
-                res = asyncio.run(drive(srv.url, reqs, c, args.max_seconds))
+                res = asyncio.run(drive(srv.url, sent, c, args.max_seconds))
             res.update(mode=mode, **batch_stats(service))
             answers[(mode, c)] = res.pop("answers")
+            detected = res.pop("detected")
+            if mode == "mixed-auto":
+                res["detection_accuracy"] = round(
+                    sum(detected[i] == reqs[i]["source"] for i in detected) / max(1, len(detected)), 4)
+            if not mode.startswith("peft"):
+                res["engine"] = list(model.last_engine)
             results.append(res)
             print(json.dumps(res), file=sys.stderr, flush=True)
 
@@ -337,6 +353,7 @@ def main(argv=None) -> int:
                 agreement[f"{other}@{c}"] = round(sum(a[i] == b[i] for i in common) / max(len(common), 1), 3)
     out = {
         "benchmark": "serve", "command": "python benchmarks/serve.py " + " ".join(argv or sys.argv[1:]),
+        "engine": "lslo" if all(r.get("engine", ["lslo"])[0] == "lslo" for r in results) else "mixed",
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "threads": args.threads, "torch": torch.__version__},
         "model": {"config": args.config, "languages": len(codes), "directions": len(dirs),
@@ -347,7 +364,8 @@ def main(argv=None) -> int:
                      f"random direction of {len(dirs)}, {args.segments} segments per language"},
         "results": results, "ratios": ratios, "agreement_with_mixed": agreement,
         "goals": {"mixed/single@64 >= 3": ratios.get("mixed/single@64"), "mixed/peft@64 >= 2": ratios.get("mixed/peft@64"),
-                  "mixed/peft-cache@64 >= 2": ratios.get("mixed/peft-cache@64")},
+                  "mixed/peft-cache@64 >= 2": ratios.get("mixed/peft-cache@64"),
+                  "mixed/mixed-auto@64 <= 1.1": ratios.get("mixed/mixed-auto@64")},
     }
     if peft is not None:
         out["peft_build_s"] = peft_build_s
