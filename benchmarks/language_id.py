@@ -7,7 +7,8 @@ the server restricts it to a run's) and labels two kinds of text, per language, 
 - ``sentence``: one sentence of help text (the held-out corpus, 8 words or more).
 
 Accuracy is the share labelled with the right language; ``ms_per_text`` is the mean time of one
-call on one thread (so the detectors compare at equal work, in one run).
+call on one thread (so the detectors compare at equal work, in one run); ``rss_mb`` is the
+resident memory a detector adds once it has answered, measured in a fresh process each.
 
     python benchmarks/language_id.py --json benchmarks/results/language_id.json
 """
@@ -54,6 +55,7 @@ def samples(kind: str, per_language: int, seed: int) -> dict[str, list[str]]:
 def measure(name: str, data: dict[str, dict[str, list[str]]]) -> dict:
     start = time.perf_counter()
     det = make_detector(name, CODES)
+    det.detect("warm-up: models that load on first use load here")
     load_s = time.perf_counter() - start
     row = {"detector": name, "load_s": round(load_s, 2), "unknown_languages": det.unknown}
     for kind, by_lang in data.items():
@@ -72,6 +74,21 @@ def measure(name: str, data: dict[str, dict[str, list[str]]]) -> dict:
     return row
 
 
+def _rss_mb() -> float:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def memory(name: str) -> float:
+    """Resident MB the detector adds after one answer, in a fresh interpreter (torch already loaded)."""
+    import subprocess
+
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); import torch, language_id as b; a = b._rss_mb(); "
+            f"d = b.make_detector({name!r}, b.CODES); d.detect('Die Kinder spielen im Park.'); "
+            "print(round(b._rss_mb() - a, 1))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--detectors", default=",".join(DETECTORS))
@@ -83,7 +100,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     data = {kind: samples(kind, args.per_language, args.seed) for kind in ("ui", "sentence")}
-    rows = [measure(n, data) for n in args.detectors.split(",")]
+    rows = [measure(n, data) | {"rss_mb": memory(n)} for n in args.detectors.split(",")]
     best = max(rows, key=lambda r: (r["ui"]["accuracy"] + r["sentence"]["accuracy"]))
     emit({"benchmark": "language_id", "command": "python benchmarks/language_id.py " + " ".join(argv or sys.argv[1:]),
           "languages": CODES, "per_language": args.per_language,

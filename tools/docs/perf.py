@@ -228,6 +228,7 @@ SERVER_NAMES = {
     "peft": "PEFT, one LoRA per direction, mixed-adapter batches (as shipped)",
     "peft-cache": "PEFT, the same, + lslo's beam cache",
     "mixed-hf-cache": "dynamic mixed batching with transformers' beam cache",
+    "mixed-auto": "dynamic mixed batching, every source `auto` (detected by the server)",
 }
 
 
@@ -249,6 +250,75 @@ def soak_rows(doc: dict) -> list[list[str]]:
         rows.append([what, str(s["requests"]), f"{s['rss_after_first_30s_mb']:.0f} MB", f"{s['rss_end_mb']:.0f} MB",
                      f"{s['rss_growth_after_warmup_mb']:+.1f} MB", f"{sum(rate) / len(rate):.1f}"])
     return rows
+
+
+def detection_section() -> str:
+    d = load("language_id")
+    rows = []
+    for r in d["detectors"]:
+        ui, se = r["ui"], r["sentence"]
+        rows.append([f"`{r['detector']}`" + (" (default)" if r["detector"] == "lingua" else ""),
+                     f"{100 * ui['accuracy']:.1f}%", f"{ui['worst_language']} {100 * ui['per_language'][ui['worst_language']]:.0f}%",
+                     f"{100 * se['accuracy']:.2f}%", f"{ui['ms_per_text']:.2f} / {se['ms_per_text']:.2f}",
+                     f"{r['rss_mb']:.0f} MB"])
+    ui_n, se_n = d["detectors"][0]["ui"]["texts"], d["detectors"][0]["sentence"]["texts"]
+    return f"""## Language detection (`source: "auto"`, `/detect`)
+
+`python benchmarks/language_id.py`: each detector restricted to the testbed's {len(d['languages'])} languages, as
+the server restricts it to a run's, labels {ui_n:,} short UI strings (software devtest, 1-4 words) and
+{se_n:,} sentences (held-out help devtest, 8 words or more), {d['per_language']} of each per language.
+
+{source('language_id')}
+{table(['detector', 'UI strings', 'worst language (UI)', 'sentences', 'ms per text (UI / sentence)', 'memory'], rows)}
+`--detector` picks one (`lslo serve --detector langid`); the default is the most accurate on UI
+strings, the hard case (sentences are near-perfect for all), and also the largest in memory: its
+models load on the first `auto` or `/detect` request, so a server that never detects never pays
+for them. Where memory is tight, `langid` keeps most of the accuracy at a tenth of the memory.
+"""
+
+
+def splitting_section() -> str:
+    d = load("sentence_split")
+    rows = [[f"`{r['splitter']}`" + (" (default)" if r["splitter"] == "sentencex" else ""),
+             f"{100 * r['exact']:.1f}%", f"{r['worst_language']} {100 * r['per_language'][r['worst_language']]:.0f}%",
+             f"{r['ms_per_paragraph']:.3f}"] for r in d["splitters"]]
+    best = max(d["splitters"], key=lambda r: r["exact"])
+    sx = next(r for r in d["splitters"] if r["splitter"] == "sentencex")
+    return f"""## Sentence splitting
+
+`python benchmarks/sentence_split.py`: {d['splitters'][0]['paragraphs']:,} paragraphs of
+{d['sentences_per_paragraph']} single-sentence help segments (held-out devtest, all
+{len(d['languages'])} languages); a paragraph counts when the splitter returns exactly its sentences.
+
+{source('sentence_split')}
+{table(['splitter', 'paragraphs split exactly', 'worst language', 'ms per paragraph'], rows)}
+The default is `sentencex`: {100 * (best['exact'] - sx['exact']):.1f} points from the most exact here
+(`{best['splitter']}`) at {best['ms_per_paragraph'] / max(sx['ms_per_paragraph'], 1e-9):.0f}x its speed, with rules
+for every language (pysbd has 23 and falls back to English rules for the rest, here id, tr and vi).
+"""
+
+
+def auto_sentence(d: dict) -> str:
+    auto = [r for r in d["results"] if r["mode"] == "mixed-auto"]
+    if not auto:
+        return ""
+    ratios = ", ".join(f"{d['ratios'][f'mixed/mixed-auto@{c}']:.2f} at {c}" for c in (r["clients"] for r in auto)
+                       if f"mixed/mixed-auto@{c}" in d["ratios"])
+    acc = ", ".join(f"{100 * r['detection_accuracy']:.1f}%" for r in auto)
+    agree = ", ".join(f"{100 * v:.1f}%" for k, v in d["agreement_with_mixed"].items() if k.startswith("mixed-auto"))
+    return (f"With every source sent as `auto`, throughput with named sources / with `auto` is {ratios} clients "
+            f"(above 1: detection costs that much). The server detected the segment's own language in {acc} of "
+            f"requests, and its translations equal the named-source server's in {agree} (the rest were "
+            "detected as another language).\n")
+
+
+def rss_range(sk: dict) -> str:
+    """The RSS samples after the first 30 s: their lowest and highest (a batch in flight holds more)."""
+    later = [x["rss_mb"] for x in sk.get("samples", []) if x.get("t_s", 0) > 30]
+    if not later:
+        return ""
+    return (f"The samples after the first 30 s lie between {min(later):.0f} and {max(later):.0f} MB: the "
+            "resident memory rises while a large batch is in flight and falls back after it.")
 
 
 def stale_warning(doc: dict) -> str:
@@ -281,15 +351,15 @@ on the same batches.
 {source('serve')}
 {serve_table(d)}
 Goals: {goals}. Every server's translations equal the mixed server's
-({100 * min(d['agreement_with_mixed'].values()):.0f}% agreement).
-
+({100 * min(v for k, v in d['agreement_with_mixed'].items() if not k.startswith('mixed-auto')):.0f}% agreement).
+{auto_sentence(d)}
 ## Soak
 
 `lslo serve` as a subprocess with its defaults, {sk['clients']} clients of mixed traffic for
 {sk['minutes']:.0f} minutes: {sk['requests']:,} requests, {sk['errors']} errors ({fails}); RSS
 {sk['rss_start_mb']:.0f} MB at the start, {sk['rss_after_first_30s_mb']:.0f} MB after 30 s,
 {sk['rss_end_mb']:.0f} MB at the end ({sk['rss_growth_after_warmup_mb']:+.1f} MB after warm-up); exit code
-{sk['sigterm_exit_code']} on SIGTERM.
+{sk['sigterm_exit_code']} on SIGTERM. {rss_range(sk)}
 
 ## Why `--trim-interval 1` is the default
 
@@ -308,7 +378,9 @@ lower throughput.
 {serve_table(bc)}
 Mixed batching at 64 clients is {bc['ratios']['mixed/mixed-hf-cache@64']:.2f}x faster with lslo's beam
 cache than with transformers' own, with identical translations.
-"""
+
+{detection_section()}
+{splitting_section()}"""
 
 
 def shape_rows(d: dict) -> list[list[str]]:

@@ -63,9 +63,12 @@ def _endpoint(name: str, service: TranslationService):
     return wrap
 
 
-async def _fields(service: TranslationService, request: Request, limit: int | None = None):
+async def _fields(service: TranslationService, request: Request, file: bool = False):
     """The request's fields, after the rate limit and the key (LibreTranslate's order)."""
-    fields = await read_fields(request, limit or service.limits.max_body_bytes)
+    if file:  # a file, and room for the form around it
+        fields = await read_fields(request, service.limits.max_file_bytes + (64 << 10), "max_file_bytes")
+    else:
+        fields = await read_fields(request, service.limits.max_body_bytes)
     service.check_rate(request, fields.values)
     service.check_key(request, fields.values)
     return fields
@@ -111,7 +114,7 @@ def _text_routes(service: TranslationService) -> list[Route]:
 def _file_routes(service: TranslationService, store: FileStore) -> list[Route]:
     @_endpoint("translate_file", service)
     async def translate_file(request: Request) -> Response:
-        f = await _fields(service, request, service.limits.max_file_bytes + (64 << 10))
+        f = await _fields(service, request, file=True)
         upload = f.files.get("file")
         if upload is None:
             raise missing("file")

@@ -38,22 +38,21 @@ class Fields:
         return self.values.get(name, default)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, name: str = "max_body_bytes") -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
+        raise _too_large(limit, name)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _too_large(limit)
+            raise _too_large(limit, name)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def _too_large(limit: int) -> HTTPError:
-    return HTTPError(413, f"body: more than {limit} bytes (max_body_bytes)", "too_large", limit="max_body_bytes",
-                     maximum=limit)
+def _too_large(limit: int, name: str) -> HTTPError:
+    return HTTPError(413, f"body: more than {limit} bytes ({name})", "too_large", limit=name, maximum=limit)
 
 
 def _merge(pairs: list[tuple[str, object]]) -> dict:
@@ -96,9 +95,10 @@ async def _multipart(request: Request, raw: bytes) -> tuple[list[tuple[str, str]
     return pairs, files
 
 
-async def read_fields(request: Request, limit: int) -> Fields:
-    """The request's fields (see the module docstring); 400/413/415 naming what is wrong."""
-    raw = await read_body(request, limit)
+async def read_fields(request: Request, limit: int, name: str = "max_body_bytes") -> Fields:
+    """The request's fields (see the module docstring); 400/413/415 naming what is wrong
+    (``name``: the limit a body over ``limit`` bytes is reported against)."""
+    raw = await read_body(request, limit, name)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     query = _urlencoded(request.url.query, "query string") if request.url.query else []
     if not raw.strip():

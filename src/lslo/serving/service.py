@@ -108,8 +108,10 @@ class TranslationService:
     # ------------------------------------------------------------------ languages
     def code(self, field: str, value, auto: bool = False) -> str:
         """The server's code for a request's language (``auto`` passes through where allowed)."""
-        if not isinstance(value, str) or not value.strip():
+        if value is None or value == "":
             raise missing(field)
+        if not isinstance(value, str) or not value.strip():
+            raise bad(field, f"expected a language code, got {value!r}")
         value = value.strip()
         if auto and value.lower() == "auto":
             if self.detector is None:
@@ -210,8 +212,8 @@ class TranslationService:
 
     async def pieces(self, texts: list[str], source, target, fmt: str) -> list[Piece]:
         """Each text's direction and layout; ``auto`` detects each text's source."""
+        src = self.code("source", source, auto=True)  # LibreTranslate checks the source first
         tgt = self.code("target", target)
-        src = self.code("source", source, auto=True)
         if src == tgt and not self.allow_same_language:
             raise self.same_language(src)
         detected: list[dict | None] = [None] * len(texts)
@@ -262,11 +264,7 @@ class TranslationService:
             if p.layout is None:
                 out.append([p.text] * n_best)
                 continue
-            renders = []
-            for k in range(n_best):
-                lay = p.layout if k == 0 else self.lay_out(p.text, p.src, p.fmt)  # an html layout fills once
-                renders.append(lay.fill([h[k] if k < len(h) else h[0] for h in hyps]))
-            out.append(renders)
+            out.append([p.layout.fill([h[k] if k < len(h) else h[0] for h in hyps]) for k in range(n_best)])
         return out
 
     async def run_file(self, pieces: list[Piece]) -> list[str]:
@@ -287,7 +285,7 @@ class TranslationService:
         pieces = await self.pieces(texts, source, target, fmt)
         renders = await self.run(pieces, n + 1)
         answer: dict = {"translatedText": [r[0] for r in renders] if isinstance(q, list) else renders[0][0]}
-        if source.strip().lower() == "auto":
+        if isinstance(source, str) and source.strip().lower() == "auto":
             dets = [p.detected for p in pieces]
             answer["detectedLanguage"] = dets if isinstance(q, list) else dets[0]
         if n > 0:
