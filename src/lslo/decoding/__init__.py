@@ -91,21 +91,46 @@ def unsupported(model: nn.Module, kwargs: dict[str, Any]) -> str | None:
     return None
 
 
+def _max_length(model: nn.Module, prompt_len: int, kwargs: dict[str, Any], v: dict[str, Any]) -> int:
+    """transformers 5's ``_prepare_generated_length``: ``max_new_tokens`` counts from the prompt; a
+    length nobody set (no ``max_length`` in the call or the model's generation config) is 20 *new*
+    tokens, capped at the model's positions."""
+    if v.get("max_new_tokens") is not None:
+        if v["max_new_tokens"] <= 0:  # transformers' GenerationConfig.validate
+            raise ValueError(f"`max_new_tokens` must be greater than 0, but is {v['max_new_tokens']}.")
+        return prompt_len + v["max_new_tokens"]
+    config = getattr(model, "generation_config", None)
+    if kwargs.get("max_length") is None and getattr(config, "max_length", None) is None:
+        length = v["max_length"] + prompt_len
+        positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+        return min(length, positions) if positions is not None else length
+    return v["max_length"]
+
+
+def suppress_all(forced: list[int], suppress: list[int]) -> bool:
+    return all(t in set(suppress) for t in forced)
+
+
 def search_settings(model: nn.Module, prompt_len: int, kwargs: dict[str, Any]) -> SearchSettings:
     """The lean search's settings for ``model.generate(**kwargs)`` with a prompt of ``prompt_len``."""
     v, _ = _settings(model, kwargs)
-    max_length = v["max_length"]
-    if v.get("max_new_tokens") is not None:
-        max_length = prompt_len + v["max_new_tokens"]
+    max_length = _max_length(model, prompt_len, kwargs, v)
     eos, forced = v.get("eos_token_id"), v.get("forced_eos_token_id")
     eos = [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
     forced = None if forced is None else ([forced] if isinstance(forced, int) else list(forced))
     pad = v.get("pad_token_id")
+    if forced and suppress_all(forced, v.get("suppress_tokens") or []):  # transformers' validate()
+        raise ValueError(f"Every token in `forced_eos_token_id` ({forced}) is also in `suppress_tokens`: the "
+                         "forcing step would have no token left")
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    suppress = [int(t) for t in v.get("suppress_tokens") or []]
+    if vocab is not None:  # transformers ignores ids outside the vocabulary (a negative one too)
+        suppress = [t for t in suppress if 0 <= t < vocab]
     return SearchSettings(
         num_beams=v["num_beams"], max_length=max_length, eos_token_ids=eos,
         pad_token_id=pad if pad is not None else (eos[0] if eos else None),
         length_penalty=v["length_penalty"], early_stopping=v["early_stopping"],
-        suppress_tokens=list(v["suppress_tokens"]) if v.get("suppress_tokens") else None,
+        suppress_tokens=suppress or None,
         forced_eos_token_id=forced,
     )
 
@@ -116,7 +141,15 @@ def generate(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Te
              on_active: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
     """The lean search's ``model.generate(input_ids, attention_mask, decoder_input_ids=prompt, **kwargs)``.
 
-    Check :func:`unsupported` first. ``on_active(ids)`` hears which sentences still decode."""
+    A setting it does not implement (:func:`unsupported`) is a ``ValueError`` naming it: call the
+    model's own ``generate`` for those. ``on_active(ids)`` hears which sentences still decode; a
+    model whose layers route rows (LSLo's) needs it, to follow the rows that leave the batch."""
+    why = unsupported(model, kwargs)
+    if why is not None:
+        raise ValueError(f"lslo.decoding.generate cannot run this: {why}; use the model's generate() for it")
+    if on_active is None and any(hasattr(m, "router") for m in model.modules()):
+        raise ValueError("lslo.decoding.generate: the model has routed (LSLo) layers; pass on_active so that "
+                         "their routing follows the sentences that leave the batch (LSLoModel.generate does)")
     s = search_settings(model, prompt.shape[1], kwargs)
     if prompt.shape[1] >= s.max_length:
         return prompt

@@ -2,9 +2,9 @@
 
 What it does differently from ``M2M100ForConditionalGeneration.forward`` under ``generate``:
 
-- the self-attention keys/values live in preallocated buffers (a key and a value buffer per layer
-  and one spare that a beam reorder gathers into: no ``torch.cat`` or allocation per step, no
-  cache objects);
+- the self-attention keys/values live in buffers (a key and a value buffer per layer and one
+  spare that a beam reorder gathers into: no ``torch.cat`` or allocation per step, no cache
+  objects), sized for 32 positions and doubled when the output grows past them;
 - the cross-attention keys/values are computed once per *sentence* from the encoder output and
   shared by its beams: the k beams' queries of a sentence attend as one (k, head dim) block, so
   nothing is repeated or copied per beam;
@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+CACHE_CHUNK = 32  # decoder positions the self-attention cache holds at first (then doubled as needed)
 
 
 def is_m2m100(model: nn.Module) -> bool:
@@ -64,19 +66,45 @@ class M2M100Stepper:
             v = att.v_proj(enc).view(batch, src_len, self.heads, self.head_dim).transpose(1, 2)
             self.cross.append((k, v))
         self.max_length = max_length
-        # self-attention keys/values, time-major: (max_length, rows, heads, head dim) views of flat
+        # self-attention keys/values, time-major: (capacity, rows, heads, head dim) views of flat
         # buffers, one key and one value buffer per layer plus one spare; a step writes position t in
         # place, a beam reorder gathers each buffer's rows into the spare, which takes its place (no
-        # allocation per step), and attention reads a (rows, heads, t, head dim) view
+        # allocation per step), and attention reads a (rows, heads, t, head dim) view. The buffers
+        # hold ``capacity`` positions, CACHE_CHUNK at first, doubled when the output needs more (up
+        # to max_length): the memory follows the output, not the length limit.
         self.rows = batch
-        size = max_length * batch * beams * self.heads * self.head_dim
+        self.max_rows = batch * beams
+        self.capacity = min(max_length, CACHE_CHUNK)
+        size = self.capacity * self.max_rows * self.heads * self.head_dim
         self._buffers = [[enc.new_empty(size), enc.new_empty(size)] for _ in self.layers]
         self._spare = enc.new_empty(size)
         self.length = 0  # decoder positions in the self-attention cache
 
     def _cache(self, i: int, which: int) -> torch.Tensor:
-        n = self.max_length * self.rows * self.heads * self.head_dim
-        return self._buffers[i][which][:n].view(self.max_length, self.rows, self.heads, self.head_dim)
+        n = self.capacity * self.rows * self.heads * self.head_dim
+        return self._buffers[i][which][:n].view(self.capacity, self.rows, self.heads, self.head_dim)
+
+    def _reserve(self, end: int) -> None:
+        """Grow the buffers to hold ``end`` positions: the cached positions are the flat buffers'
+        prefix (time-major), so growing copies that prefix into a buffer twice as long."""
+        if end <= self.capacity:
+            return
+        cap = min(max(end, 2 * self.capacity), max(self.max_length, end))
+        used = self.length * self.rows * self.heads * self.head_dim
+        size = cap * self.max_rows * self.heads * self.head_dim
+        for bufs in self._buffers:
+            for which in (0, 1):
+                grown = bufs[which].new_empty(size)
+                grown[:used] = bufs[which][:used]
+                bufs[which] = grown
+        self._spare = self._spare.new_empty(size)
+        self.capacity = cap
+
+    @property
+    def cache_bytes(self) -> int:
+        """Bytes allocated for the self-attention cache (key, value and spare buffers)."""
+        return sum(b.numel() * b.element_size() for bufs in self._buffers for b in bufs) + \
+            self._spare.numel() * self._spare.element_size()
 
     # --------------------------------------------------------------------------------- one step
     def _positions(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -90,6 +118,7 @@ class M2M100Stepper:
         x = self.decoder.embed_tokens(tokens)
         x = x + self._positions(tokens).to(x.device)
         start, end = self.length, self.length + width
+        self._reserve(end)
         sentences = self.cross[0][0].shape[0]
         k = rows // sentences  # beams per sentence in this call
         for i, (layer, (xk, xv)) in enumerate(zip(self.layers, self.cross)):

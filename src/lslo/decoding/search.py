@@ -40,12 +40,14 @@ class SearchSettings:
 
 
 def _process(logits: torch.Tensor, cur_len: int, s: SearchSettings, suppress: torch.Tensor | None) -> torch.Tensor:
-    """transformers' logits processors for these settings, in its order (suppress, forced end), in place."""
-    if suppress is not None:
-        logits.index_fill_(1, suppress, float("-inf"))
+    """transformers' logits processors for these settings, in its order (forced end, then suppress:
+    ``_get_logits_processor`` appends ForcedEOSTokenLogitsProcessor before SuppressTokensLogitsProcessor),
+    in place."""
     if s.forced_eos_token_id and cur_len == s.max_length - 1:
         logits.fill_(float("-inf"))
         logits[:, s.forced_eos_token_id] = 0.0
+    if suppress is not None:
+        logits.index_fill_(1, suppress, float("-inf"))
     return logits
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,18 @@ def model_depth(model: nn.Module) -> tuple[int, int]:
     if not seen["encoder"] or not seen["decoder"]:
         raise ConfigError("model: found no '<encoder|decoder>.layers.N' modules; is this an encoder-decoder?")
     return max(seen["encoder"]) + 1, max(seen["decoder"]) + 1
+
+
+_ANNOUNCED: set[str] = set()
+
+
+def announce_fallback(why: str) -> None:
+    """Warn, once per process and reason, that generation runs on transformers' path."""
+    if why in _ANNOUNCED:
+        return
+    _ANNOUNCED.add(why)
+    warnings.warn(f"lslo: transformers' generate runs instead of lslo's beam search ({why}); so does every "
+                  "such call (the same translations, slower; LSLoModel.last_engine says which ran)", stacklevel=3)
 
 
 class LSLoModel(nn.Module):
@@ -201,16 +214,22 @@ class LSLoModel(nn.Module):
         tgt = self.lang_ids(tgt_lang)
         prompt = generation_prompt(tokens, tgt).to(input_ids.device)
         kwargs.setdefault("num_beams", 5)
-        kwargs.setdefault("max_new_tokens", 128)
+        if kwargs.get("max_length") is None:  # a caller's max_length stands; without one, 128 new tokens
+            kwargs.setdefault("max_new_tokens", 128)
         if self.tokenizer is not None:  # language tokens only ever come from the prompt
             kwargs.setdefault("suppress_tokens", self._suppressed())
-        if "max_length" not in kwargs and kwargs.get("max_new_tokens") is not None:
-            # the same limit as max_length (the prompt counts): transformers warns on every call when a
-            # checkpoint's generation_config sets max_length (M2M-100's does) and max_new_tokens is passed
+        if kwargs.get("max_new_tokens") is not None:
+            # the same limit as max_length (the prompt counts; max_new_tokens wins over max_length, as in
+            # transformers): transformers warns on every call when a checkpoint's generation_config sets
+            # max_length (M2M-100's does) and max_new_tokens is passed
+            if kwargs["max_new_tokens"] <= 0:
+                raise ValueError(f"`max_new_tokens` must be greater than 0, but is {kwargs['max_new_tokens']}.")
             kwargs["max_length"] = prompt.shape[1] + kwargs.pop("max_new_tokens")
         kwargs["forced_bos_token_id"] = None
         why = decoding.unsupported(self.base, kwargs) if engine == "lslo" else "engine='transformers'"
         self.last_engine = ("lslo", None) if why is None else ("transformers", why)
+        if why is not None and engine == "lslo":
+            announce_fallback(why)
         with self.route(src_lang, tgt):
             if why is None:
                 src_ids, tgt_ids = self.router.src, self.router.tgt
