@@ -134,14 +134,6 @@ class TranslationService:
         return HTTPError(400, f"{self.name(code)} ({code}) is not available as a target language from "
                               f"{self.name(code)} ({code})", "bad_request", field="target")
 
-    def direction(self, source, target) -> tuple[str, str]:
-        """The server's codes for a request's named languages; the same language twice is a 400
-        unless the server was started to allow it (``lslo serve --allow-same-language``)."""
-        src, tgt = self.code("source", source), self.code("target", target)
-        if src == tgt and not self.allow_same_language:
-            raise self.same_language(src)
-        return src, tgt
-
     def untrained_note(self, pairs: Sequence[tuple[str, str]]) -> str | None:
         """A warning for directions the run did not train on (None when it trained them all)."""
         if self.trained is None:
