@@ -1,14 +1,25 @@
 """lslo's mixed-direction generation against CTranslate2 on the same base, side by side.
 
     python benchmarks/engines.py [--shape testbed|m2m100_418M] [--segments 64] [--beam 4]
-                                 [--repeats 3] [--threads 2] [--json benchmarks/results/engines.json]
+                                 [--rules false,true] [--repeats 3] [--threads 2]
+                                 [--json benchmarks/results/engines.json]
 
-Engines (``--engines``), each run in its own process, alternating, ``--repeats`` times (medians):
+Engines (``--engines``), each run in its own process, alternating, ``--repeats`` times (medians),
+under each stopping rule of ``--rules``: ``false`` is transformers' default ``early_stopping=False``
+(a sentence goes on while a running beam could still beat its finished ones), ``true`` is
+``early_stopping=True`` (a sentence stops once it has ``beam`` finished hypotheses), CTranslate2's
+rule. CTranslate2 has only its own, so it runs under ``true`` only, and lslo is compared with it
+there, at equal work. Each row counts the work done: ``decoder_row_steps`` (beam rows advanced one
+token, summed over steps, counted at the first decoder layer; lslo and transformers' engines) and
+``generated_tokens`` (of the returned translations, every engine); ``rule_effect`` gives what
+``true`` changes per engine (speed, row-steps, chrF++).
 
 - ``lslo``: ``LSLoModel.translate`` with LSLo adapters on every paper position (unmerged, at their
   zero init, so they cost what trained ones cost and leave the base's output), one batch mixing
   directions, lslo's lean beam search (``lslo.decoding``): the path of ``lslo translate``,
   ``evaluate`` and ``serve``;
+- ``lslo-onednn``: ``lslo`` with its float32 linears on oneDNN with pre-packed weights
+  (``--gemm onednn``; ``lslo`` itself runs ``--gemm reference``, torch's MKL path);
 - ``lslo-int8``: ``lslo`` with the base's linear layers quantised to dynamic int8 (``--quantize
   int8``; the adapters stay float32);
 - ``lslo-hf``: the same model and batches through transformers' ``generate`` with lslo's
@@ -19,7 +30,8 @@ Engines (``--engines``), each run in its own process, alternating, ``--repeats``
   ``TransformersConverter``, one target prefix per sentence (``__de__``), ``compute_type`` float32
   or int8.
 
-All engines get the same segments (``--segments`` random (segment, direction) pairs of the test
+The ``machine`` block names the processor, its vector extensions and the GEMM library of each
+side (``benchmarks/_machine.py``). All engines get the same segments (``--segments`` random (segment, direction) pairs of the test
 split, seeded, every direction of the config possible), beam size, length limit and length penalty,
 and report segments/s, generated tokens/s, peak RSS, the share of translations identical to
 ``lslo``'s and chrF++ against the references (``--shape testbed`` only: the 418M shape has random
@@ -36,7 +48,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import resource
 import shutil
@@ -50,7 +61,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-ENGINES = ("lslo", "lslo-int8", "lslo-hf", "hf-base", "ct2-float32", "ct2-int8")
+ENGINES = ("lslo", "lslo-onednn", "lslo-int8", "lslo-hf", "hf-base", "ct2-float32", "ct2-int8")
+RULES = {"false": False, "true": True}  # early_stopping: transformers' default, CTranslate2's rule
 
 
 def pick(corpus, codes: list[str], n: int, seed: int) -> list[dict]:
@@ -78,7 +90,9 @@ def worker(engine: str, work: dict, threads: int) -> dict:
     src = [w["src"] for w in work["items"]]
     tgt = [w["tgt"] for w in work["items"]]
     g = work["gen"]
-    if engine in ("lslo", "lslo-int8", "lslo-hf", "hf-base"):
+    rule = RULES[work["rule"]]
+    steps = {"row_steps": 0, "calls": 0}
+    if engine in ("lslo", "lslo-onednn", "lslo-int8", "lslo-hf", "hf-base"):
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
         from lslo.tuner import LSLoConfig, LSLoModel
@@ -93,11 +107,16 @@ def worker(engine: str, work: dict, threads: int) -> dict:
             from lslo.decoding.quantize import quantize_int8
 
             quantize_int8(model)
+        from lslo.decoding.gemm import pack_linears
+
+        pack_linears(model, "onednn" if engine == "lslo-onednn" else "reference")
+        count_decoder_rows(model.base.model.decoder, steps)
 
         def run(tx, s, t):
             return model.translate(tx, s, t, batch_size=g["batch_size"], max_tokens=g["max_tokens"],
                                    num_beams=g["beam"], max_new_tokens=g["max_new_tokens"],
                                    length_penalty=g["length_penalty"], beam_cache=engine == "lslo-hf",
+                                   early_stopping=rule,
                                    engine="transformers" if engine in ("lslo-hf", "hf-base") else "lslo")
 
         def count(outs):
@@ -126,11 +145,25 @@ def worker(engine: str, work: dict, threads: int) -> dict:
         def count(outs):
             return sum(len(x) for x in tok(outs, add_special_tokens=False)["input_ids"])
     run(texts[:2], src[:2], tgt[:2])  # warm-up: first-call allocations and lazy init stay out of the time
+    steps.update(row_steps=0, calls=0)
     t0 = time.perf_counter()
     outs = run(texts, src, tgt)
     seconds = time.perf_counter() - t0
-    return {"engine": engine, "seconds": seconds, "outputs": outs, "generated_tokens": count(outs),
+    return {"engine": engine, "rule": work["rule"], "seconds": seconds, "outputs": outs,
+            "generated_tokens": count(outs), "decoder_row_steps": steps["row_steps"] if steps["calls"] else None,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def count_decoder_rows(decoder, steps: dict) -> None:
+    """Count the work of a decoding: every decoder layer-0 self-attention call adds its rows x new
+    positions (a beam row advanced by one token is one row-step), on lslo's search and on
+    transformers' generate alike (both call the layer's own ``q_proj``)."""
+    def hook(_module, args):
+        x = args[0]
+        steps["row_steps"] += x.numel() // x.shape[-1]
+        steps["calls"] += 1
+
+    decoder.layers[0].self_attn.q_proj.register_forward_pre_hook(hook)
 
 
 def in_process(engine: str, work_path: Path, threads: int) -> dict:
@@ -191,6 +224,8 @@ def main(argv=None) -> int:
     p.add_argument("--config", default=str(ROOT / "configs" / "testbed-wesnoth-lang12.yaml"))
     p.add_argument("--shape", choices=["testbed", "m2m100_418M"], default="testbed")
     p.add_argument("--engines", default=",".join(ENGINES))
+    p.add_argument("--rules", default="false,true", help="stopping rules (early_stopping) to run every engine "
+                   "under: false (transformers' default), true (CTranslate2's; CTranslate2 runs only this one)")
     p.add_argument("--segments", type=int, default=64)
     p.add_argument("--beam", type=int, default=4)
     p.add_argument("--max-new-tokens", type=int, default=64)
@@ -215,8 +250,11 @@ def main(argv=None) -> int:
     if bad or "lslo" not in engines:
         raise SystemExit(f"engines.py: error: --engines: expected some of {', '.join(ENGINES)} including lslo, "
                          f"got {args.engines!r}")
+    rules = [r for r in args.rules.split(",") if r]
+    if not rules or any(r not in RULES for r in rules):
+        raise SystemExit(f"engines.py: error: --rules: expected false, true or false,true, got {args.rules!r}")
+    from _machine import machine
     from _report import emit
-    from sacrebleu.metrics import CHRF
 
     from lslo.data import load_corpus
     from lslo.training.config import RunConfig
@@ -240,47 +278,85 @@ def main(argv=None) -> int:
             "gen": {"beam": args.beam, "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size,
                     "max_tokens": args.max_tokens, "length_penalty": cfg.eval.length_penalty,
                     "max_source_tokens": 1022}}
-    work_path = work_dir / "work.json"
-    work_path.write_text(json.dumps(work), encoding="utf-8")
-    runs: dict[str, list[dict]] = {e: [] for e in engines}
-    for r in range(args.repeats):  # alternating: a slow phase of the machine hits every engine alike
-        for e in engines:
-            runs[e].append(in_process(e, work_path, args.threads))
-            print(f"engines.py: repeat {r + 1}: {e} {args.segments / runs[e][-1]['seconds']:.2f} seg/s",
-                  file=sys.stderr, flush=True)
+    runs = measure(engines, rules, work, work_dir, args)
     refs = [w["ref"] for w in items]
-    ref_out = runs["lslo"][0]["outputs"]
+    by_rule = {r: summarize(runs, r, refs, args) for r in rules}
+    doc = {"benchmark": "engines", "command": "python benchmarks/engines.py " + " ".join(argv or sys.argv[1:]),
+           "machine": machine(threads=args.threads, ctranslate2=True),
+           "shape": args.shape, "base": str(base), "conversion": conversion,
+           "settings": {"segments": args.segments, "directions": len({(w["src"], w["tgt"]) for w in items}),
+                        "beam": args.beam, "max_new_tokens": args.max_new_tokens,
+                        "length_penalty": cfg.eval.length_penalty, "repeats": args.repeats,
+                        "rules": {r: f"early_stopping={RULES[r]}" for r in rules}},
+           "rules": by_rule}
+    if set(rules) == {"false", "true"}:
+        doc["rule_effect"] = rule_effect(by_rule)
+    emit(doc, args.json)
+    return 0
+
+
+def measure(engines: list[str], rules: list[str], work: dict, work_dir: Path, args) -> dict:
+    """Every (rule, engine) in its own process, alternating, ``args.repeats`` times; CTranslate2 only
+    under its own rule (``true``): it has no other."""
+    pairs = [(r, e) for r in rules for e in engines if r == "true" or not e.startswith("ct2")]
+    runs: dict[tuple[str, str], list[dict]] = {p: [] for p in pairs}
+    for k in range(args.repeats):  # alternating: a slow phase of the machine hits every engine alike
+        for rule, e in pairs:
+            path = work_dir / f"work-{rule}.json"
+            path.write_text(json.dumps({**work, "rule": rule}), encoding="utf-8")
+            runs[(rule, e)].append(in_process(e, path, args.threads))
+            print(f"engines.py: repeat {k + 1}: early_stopping={rule} {e} "
+                  f"{args.segments / runs[(rule, e)][-1]['seconds']:.2f} seg/s", file=sys.stderr, flush=True)
+    return runs
+
+
+def summarize(runs: dict, rule: str, refs: list[str], args) -> dict:
+    """One rule's rows (medians over repeats), ratios of lslo to every other engine, and int8's
+    chrF++ change."""
+    from sacrebleu.metrics import CHRF
+
+    mine = {e: rs for (r, e), rs in runs.items() if r == rule}
+    ref_out = mine["lslo"][0]["outputs"]
     rows = {}
-    for e, rs in runs.items():
+    for e, rs in mine.items():
         sec = statistics.median(x["seconds"] for x in rs)
         outs = rs[0]["outputs"]
         rows[e] = {"seconds": round(sec, 2), "segments_per_s": round(args.segments / sec, 2),
+                   "generated_tokens": rs[0]["generated_tokens"],
                    "generated_tokens_per_s": round(statistics.median(x["generated_tokens"] / x["seconds"] for x in rs), 1),
+                   "decoder_row_steps": rs[0]["decoder_row_steps"],
                    "peak_rss_mb": max(x["peak_rss_mb"] for x in rs),
                    "identical_to_lslo": round(sum(a == b for a, b in zip(outs, ref_out)) / len(outs), 3),
                    "runs_s": [round(x["seconds"], 2) for x in rs]}
         if args.shape == "testbed":
             rows[e]["chrf++"] = round(CHRF(word_order=2).corpus_score(outs, [refs]).score, 2)
     ratios = {f"lslo/{e}": round(rows["lslo"]["segments_per_s"] / rows[e]["segments_per_s"], 3)
-              for e in engines if e != "lslo"}
+              for e in rows if e != "lslo"}
     if "lslo-int8" in rows and "ct2-int8" in rows:
         ratios["lslo-int8/ct2-int8"] = round(rows["lslo-int8"]["segments_per_s"] / rows["ct2-int8"]["segments_per_s"], 3)
-    int8_chrf = {f"{q}-{f}": round(rows[q]["chrf++"] - rows[f]["chrf++"], 2)
-                 for q, f in (("lslo-int8", "lslo"), ("ct2-int8", "ct2-float32"))
-                 if q in rows and f in rows and "chrf++" in rows[q]}
-    import torch
+    out = {"results": rows, "speed_ratios": ratios}
+    int8 = {f"{q}-{f}": round(rows[q]["chrf++"] - rows[f]["chrf++"], 2)
+            for q, f in (("lslo-int8", "lslo"), ("ct2-int8", "ct2-float32"))
+            if q in rows and f in rows and "chrf++" in rows[q]}
+    if int8:
+        out["int8_chrf_change"] = int8
+    return out
 
-    doc = {"benchmark": "engines", "command": "python benchmarks/engines.py " + " ".join(argv or sys.argv[1:]),
-           "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                       "threads": args.threads, "torch": torch.__version__,
-                       "ctranslate2": _version("ctranslate2")},
-           "shape": args.shape, "base": str(base), "conversion": conversion,
-           "settings": {"segments": args.segments, "directions": len({(w["src"], w["tgt"]) for w in items}),
-                        "beam": args.beam, "max_new_tokens": args.max_new_tokens,
-                        "length_penalty": cfg.eval.length_penalty, "repeats": args.repeats},
-           "results": rows, "speed_ratios": ratios, "int8_chrf_change": int8_chrf}
-    emit(doc, args.json)
-    return 0
+
+def rule_effect(by_rule: dict) -> dict:
+    """What ``early_stopping=True`` changes for each engine run under both rules: speed ratio,
+    decoder row-steps ratio, chrF++ change, and the share of translations that stay the same."""
+    out = {}
+    for e, slow in by_rule["false"]["results"].items():
+        fast = by_rule["true"]["results"].get(e)
+        if not fast:
+            continue
+        out[e] = {"speedup": round(fast["segments_per_s"] / slow["segments_per_s"], 3)}
+        if slow.get("decoder_row_steps") and fast.get("decoder_row_steps"):
+            out[e]["row_steps_ratio"] = round(fast["decoder_row_steps"] / slow["decoder_row_steps"], 3)
+        if "chrf++" in slow:
+            out[e]["chrf++_change"] = round(fast["chrf++"] - slow["chrf++"], 2)
+    return out
 
 
 def _version(name: str) -> str | None:

@@ -24,7 +24,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -36,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _machine import machine  # noqa: E402
 from _report import emit  # noqa: E402
 
 # config.json values of the published checkpoints (facebook/m2m100_418M, facebook/nllb-200-distilled-600M)
@@ -194,8 +194,7 @@ def main(argv=None) -> dict:
             entry["finite_losses"] = all(x == x and abs(x) != float("inf") for x in lt["loss"] + lo["loss"])
             results[arch] = entry
     out = {"benchmark": "full_shape", "command": "python benchmarks/speed.py --full-shape " + " ".join(argv or []),
-           "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                       "threads": args.threads},
+           "machine": machine(threads=args.threads),
            "reduced": args.reduced, "results": results}
     emit(out, args.json)
     return out

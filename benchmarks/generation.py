@@ -12,8 +12,6 @@ ways, alternating, and checks that the translations are identical.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import time
@@ -24,6 +22,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import torch  # noqa: E402
+from _machine import machine  # noqa: E402
 from _report import emit  # noqa: E402
 from _traffic import traffic  # noqa: E402
 
@@ -77,8 +76,7 @@ def main(argv=None) -> int:
         print(row, file=sys.stderr, flush=True)
     emit({
         "benchmark": "generation", "command": "python benchmarks/generation.py " + " ".join(argv or sys.argv[1:]),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "threads": args.threads, "torch": torch.__version__},
+        "machine": machine(threads=args.threads),
         "model": {"config": args.config, "base_parameters": model.base_parameter_count()},
         "settings": {"segments": args.segments, "directions": len(set(zip(src, tgt))),
                      "mean_source_tokens": round(sum(lengths) / len(lengths), 1), "max_source_tokens": max(lengths),

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import machine  # noqa: E402
 from _report import emit  # noqa: E402
 
 from lslo.data.corpus import load_corpus  # noqa: E402
@@ -107,7 +108,7 @@ def main(argv=None) -> int:
           "texts": {k: {"corpus": "software" if k == "ui" else "heldout", "split": "devtest",
                         "words": "1-4" if k == "ui" else ">= 8"} for k in data},
           "detectors": rows, "best": best["detector"],
-          "machine": {"cpus": os.cpu_count(), "threads": 1}}, args.json)
+          "machine": machine(threads=1)}, args.json)
     return 0
 
 

@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -34,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from _baselines import cpu_peak_bytes  # noqa: E402
+from _machine import machine  # noqa: E402
 from _report import emit  # noqa: E402
 
 from lslo.tuner.config import LSLoConfig  # noqa: E402
@@ -177,8 +176,7 @@ def main(argv=None) -> dict:
                 entry[f"{layout}/unpadded"] = round(entry[layout]["adapter_parameters"] / entry["unpadded_parameters"], 3)
     out = {
         "benchmark": "memory", "command": "python benchmarks/memory.py " + " ".join(argv or sys.argv[1:]),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "threads": 1,
-                    "torch": torch.__version__},
+        "machine": machine(threads=1),
         "setup": {"model": f"M2M-100 418M shapes (d_model 1024, FFN 4096), {args.layers}+{args.layers} layers, "
                   f"vocabulary {args.vocab}, random weights", "ranks": RANKS, "levels": "cycled high/medium/low",
                   "batch": f"{B} sentences x {S} tokens, every sentence its own direction",

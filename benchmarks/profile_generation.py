@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -105,6 +103,7 @@ def main(argv=None) -> int:
     p.add_argument("--json")
     args = p.parse_args(argv)
     import torch
+    from _machine import machine
     from _report import emit
     from engines import pick
     from torch.profiler import ProfilerActivity, profile
@@ -151,8 +150,7 @@ def main(argv=None) -> int:
     }
     doc = {"benchmark": "profile_generation",
            "command": "python benchmarks/profile_generation.py " + " ".join(argv or sys.argv[1:]),
-           "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                       "threads": args.threads, "torch": torch.__version__},
+           "machine": machine(threads=args.threads),
            "settings": {"engine": args.engine, "segments": args.segments, "beam": args.beam, "max_new_tokens": args.max_new_tokens,
                         "batch_size": args.batch_size},
            "wall_s_unprofiled": round(plain, 3), "wall_s_profiled": round(wall, 3),

@@ -45,6 +45,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _machine import machine  # noqa: E402
 
 DEFAULT_VARIANTS = ("none,full:lr=1e-4,full:lr=3e-4,full:lr=1e-3,lora,lslo,lslo-scaled,lslo+prune,"
                     "lslo-uniform+prune,lslo+prune+search")
@@ -261,8 +264,7 @@ def main() -> int:
               f"(train {train_s:.0f}s, eval {time.time() - t1:.0f}s)", file=sys.stderr, flush=True)
     doc = {"benchmark": "quality", "base": str(base), "data": f"data/testbed/{args.data} (dev -> devtest)",
            "steps": args.steps, "segments_per_direction": args.segments, "directions": len(dirs),
-           "beam": args.beam, "machine": {"cpus": os.cpu_count(), "threads": torch.get_num_threads(),
-                                          "torch": torch.__version__},
+           "beam": args.beam, "machine": machine(threads=torch.get_num_threads()),
            "command": "python benchmarks/quality.py " + " ".join(sys.argv[1:]),
            "results": {k: {f: v for f, v in r.items() if f != "setting"} for k, r in results.items()}}
     (out / "quality.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")

@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _machine import machine  # noqa: E402
 from quality import _per_level, variant_config  # noqa: E402
 
 SUBSET_SEED = 7
@@ -325,7 +326,7 @@ def main() -> int:
                                  "segments_per_direction": args.segments, "curve_segments": args.curve_segments,
                                  "directions": len(dirs)}})
         doc["short_budget"] = short_budget(base)
-        result["machine"] = {"cpus": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__}
+        result["machine"] = machine(threads=torch.get_num_threads())
         result["command"] = "python benchmarks/regime.py " + " ".join(sys.argv[1:])
         doc["results"][key] = result
         doc.get("partial", {}).pop(key, None)  # a finished run replaces its stopped probe

@@ -12,12 +12,12 @@ exactly its three sentences. ``ms_per_paragraph`` is the mean time of one call (
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import machine  # noqa: E402
 from _report import emit  # noqa: E402
 
 from lslo.data.corpus import load_corpus  # noqa: E402
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
           "command": "python benchmarks/sentence_split.py " + " ".join(argv or sys.argv[1:]),
           "corpus": "heldout devtest", "sentences_per_paragraph": args.size, "languages": CODES,
           "splitters": rows, "most_exact": max(rows, key=lambda r: r["exact"])["splitter"],
-          "machine": {"cpus": os.cpu_count(), "threads": 1}}, args.json)
+          "machine": machine(threads=1)}, args.json)
     return 0
 
 

@@ -40,7 +40,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import re
 import signal
 import subprocess
@@ -54,6 +53,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import httpx  # noqa: E402
 import torch  # noqa: E402
+from _machine import machine  # noqa: E402
 from _report import emit  # noqa: E402
 from _traffic import traffic  # noqa: E402
 
@@ -354,8 +354,7 @@ def main(argv=None) -> int:
     out = {
         "benchmark": "serve", "command": "python benchmarks/serve.py " + " ".join(argv or sys.argv[1:]),
         "engine": "lslo" if all(r.get("engine", ["lslo"])[0] == "lslo" for r in results) else "mixed",
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "threads": args.threads, "torch": torch.__version__},
+        "machine": machine(threads=args.threads, ctranslate2=True),
         "model": {"config": args.config, "languages": len(codes), "directions": len(dirs),
                   "base_parameters": model.base_parameter_count(),
                   "lslo_trainable": model.parameter_report()["trainable_parameters"], "adapter_std": args.adapter_std},

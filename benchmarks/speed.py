@@ -56,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from _baselines import cpu_peak_bytes, inject_shared_lora, peft_lora, saved_tensor_bytes  # noqa: E402
+from _machine import machine  # noqa: E402
 
 from lslo.tuner.config import LSLoConfig  # noqa: E402
 from lslo.tuner.model import LSLoModel  # noqa: E402
@@ -466,17 +467,9 @@ def main(argv=None) -> dict:
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     n_base = sum(p.numel() for p in pristine.parameters())
     report = {
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "peft": _version("peft"),
-            "python": platform.python_version(),
-            "device": str(device),
-            "device_name": dev_name,
-            "load_average_at_start": _loadavg(),
-        },
+        "machine": machine(threads=torch.get_num_threads(), transformers=transformers.__version__, peft=_version("peft"),
+                           python=platform.python_version(), device=str(device), device_name=dev_name,
+                           load_average_at_start=_loadavg()),
         "config": {
             "model": "M2M100ForConditionalGeneration, random weights, 418M shapes (d_model 1024, FFN 4096, 16 heads)",
             "encoder_layers": args.layers,

@@ -209,3 +209,52 @@ def test_quantize_on_a_gpu_device_is_one_line(tmp_path):
     meta = nn.Linear(2, 2, device="meta")
     with pytest.raises(QuantizeError, match="runs on the CPU; the model is on meta"):
         quantize_int8(meta)
+
+
+def test_gemm_and_early_stopping_reach_the_search_and_are_recorded(trained, tmp_path, monkeypatch):
+    """`--gemm onednn --early-stopping`: the base's linears are packed for oneDNN and the search stops
+    by CTranslate2's rule; `--gemm reference --no-early-stopping` undoes both; scores record them."""
+    import torch
+
+    from lslo.decoding import gemm
+    from lslo.tuner.model import LSLoModel
+
+    if not gemm.onednn_available():
+        pytest.skip("this torch build has no oneDNN packed linear")
+    run, _ = trained
+    seen = []
+    original = LSLoModel.generate
+
+    def spy(self, *a, **kw):
+        seen.append((kw.get("early_stopping"), sum(isinstance(m, gemm.PackedLinear) for m in self.base.modules()),
+                     sum(type(m) is torch.nn.Linear for m in self.base.modules())))
+        return original(self, *a, **kw)
+
+    monkeypatch.setattr(LSLoModel, "generate", spy)
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(segments("en", 2)) + "\n")
+    assert main(["translate", str(run), "--src", "en", "--tgt", "fr", "--input", str(src), "--output",
+                 str(tmp_path / "o.txt"), "--gemm", "onednn", "--early-stopping"]) == 0
+    assert seen and all(e is True and packed > 0 and plain == 0 for e, packed, plain in seen)
+    seen.clear()
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(run), "--gemm", "reference", "--no-early-stopping", "--out", str(out),
+                 "--quiet"]) == 0
+    assert seen and all(e is False and packed == 0 for e, packed, _ in seen)
+    evaluated = json.loads((out / "scores.json").read_text())["evaluated"]
+    assert evaluated["gemm"] == "reference" and evaluated["early_stopping"] is False
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("gemm", "mkl", "eval.gemm: expected reference | onednn | auto, got 'mkl'"),
+    ("early_stopping", "sometimes", "eval.early_stopping: expected true/false, got 'sometimes'"),
+])
+def test_a_bad_gemm_or_stopping_rule_in_the_config_is_one_line(m2m_dir, flores_dir, tmp_path, capsys, field,
+                                                               value, message):
+    cfg = write_run_config(tmp_path / "c.yaml", m2m_dir, flores_dir, tmp_path / "r", max_steps=1)
+    text = cfg.read_text()
+    line = f"  {field}: {value}\n"
+    cfg.write_text(text.replace("\neval:\n", "\neval:\n" + line) if "\neval:" in text else text + "\neval:\n" + line)
+    assert main(["train", str(cfg), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err

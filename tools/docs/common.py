@@ -45,15 +45,34 @@ def machine_text(doc: dict) -> str:
     cores = m.get("cores") or m.get("cpus") or m.get("cpu_count")
     threads = m.get("threads") or m.get("torch_threads")
     proc = m.get("processor") or "processor not recorded"
-    arch = m.get("cpu") or m.get("device_name") or "x86_64"
-    parts = [f"{proc} ({arch})" if m.get("processor") else f"{arch}, {proc}"]
+    arch = m.get("arch") or m.get("cpu") or m.get("device_name") or "x86_64"
+    isa = m.get("isa")
+    detail = ", ".join(x for x in [m.get("vendor"), arch, _isa_words(isa) if isa is not None else None] if x)
+    parts = [f"{proc} ({detail})" if m.get("processor") else f"{arch}, {proc}"]
     if cores:
         parts.append(f"{cores} cores")
     if threads:
         parts.append(f"{threads} torch thread{'s' if threads != 1 else ''}")
     if m.get("torch"):
         parts.append(f"torch {m['torch']}")
+    gemm = m.get("gemm")
+    if isinstance(gemm, dict) and gemm.get("library"):
+        parts.append(f"lslo's GEMM {gemm['library']}")
+    ct2 = m.get("ctranslate2")
+    if isinstance(ct2, dict):
+        parts.append(f"CTranslate2 {ct2['version']} on {ct2['library']}")
     return ", ".join(parts) if m else "machine not recorded"
+
+
+def _isa_words(isa: list[str]) -> str:
+    """The vector extensions that matter, in their usual names (AVX2, AVX-512 VNNI/BF16, AMX)."""
+    words = ["AVX2"] if "avx2" in isa else []
+    if "avx512f" in isa:
+        extra = [n for f, n in (("avx512_vnni", "VNNI"), ("avx512_bf16", "BF16")) if f in isa]
+        words.append("AVX-512" + (" " + "/".join(extra) if extra else ""))
+    if "amx_tile" in isa:
+        words.append("AMX")
+    return " ".join(words) or "no AVX2"
 
 
 def source(name: str) -> str:

@@ -84,7 +84,8 @@ def checkpoint_identity(run: str, used: str) -> dict:
 
 
 def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--engine`` and ``--quantize`` of translate, evaluate and serve."""
+    """``--engine``, ``--quantize``, ``--gemm`` and ``--early-stopping`` of translate, evaluate and serve."""
+    from lslo.decoding.gemm import GEMMS
     from lslo.decoding.quantize import QUANTIZE
     from lslo.tuner.model import ENGINES
 
@@ -92,18 +93,33 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
                         "transformers (its generate); default: the run's eval.engine")
     parser.add_argument("--quantize", choices=QUANTIZE, help="none | int8: dynamic int8 linear layers on the CPU "
                         "(LSLo adapters stay float32); default: the run's eval.quantize")
+    parser.add_argument("--gemm", choices=GEMMS, help="matrix library of float32 linear layers on the CPU: auto "
+                        "(MKL on Intel, pre-packed oneDNN elsewhere) | reference (token-identical to "
+                        "transformers) | onednn; default: the run's eval.gemm")
+    parser.add_argument("--early-stopping", action=argparse.BooleanOptionalAction, default=None,
+                        help="stop a sentence once it has beam finished hypotheses (CTranslate2's rule; fewer "
+                        "steps) instead of transformers' default; default: the run's eval.early_stopping")
 
 
 def inference_settings(args: argparse.Namespace, cfg, model) -> dict:
-    """``--engine``/``--quantize`` (else the run's eval section) applied to a loaded model: the
-    generate keyword for the engine, and the model's linear layers quantised when asked."""
+    """``--engine``/``--quantize``/``--gemm``/``--early-stopping`` (else the run's eval section)
+    applied to a loaded model: the generate keywords (``engine``, ``early_stopping``), the model's
+    linear layers quantised or packed when asked, and what was chosen (``quantize``, ``gemm``)."""
     e = cfg.eval
     quantize = getattr(args, "quantize", None) or e.quantize
     if quantize == "int8":
         from lslo.decoding.quantize import quantize_int8
 
         quantize_int8(model)
-    return {"engine": getattr(args, "engine", None) or e.engine, "quantize": quantize}
+    gemm = getattr(args, "gemm", None) or e.gemm
+    path = "int8" if quantize == "int8" else "reference"
+    if quantize != "int8" and next(model.parameters()).device.type == "cpu":
+        from lslo.decoding.gemm import pack_linears
+
+        path = pack_linears(model, gemm)["gemm"]
+    early = getattr(args, "early_stopping", None)
+    return {"engine": getattr(args, "engine", None) or e.engine, "quantize": quantize, "gemm": path,
+            "early_stopping": e.early_stopping if early is None else early}
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -144,7 +160,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     scores = evaluate_model(
         model, corpus, dirs, beam=args.beam or e.beam, batch_size=args.batch_size or e.batch_size,
         max_new_tokens=args.max_new_tokens or e.max_new_tokens, length_penalty=e.length_penalty, spbleu=spbleu,
-        engine=inference["engine"],
+        engine=inference["engine"], early_stopping=inference["early_stopping"],
         max_segments=args.max_segments or e.max_segments, quiet=args.quiet,
     )
     scores["evaluated"] = {"run": str(args.run), "data": data_label, "split": split, "checkpoint": used,
@@ -186,7 +202,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
     e = cfg.eval
     out = model.translate(lines, [src] * len(lines), [tgt] * len(lines), batch_size=args.batch_size or e.batch_size,
                           num_beams=args.beam or e.beam, max_new_tokens=args.max_new_tokens or e.max_new_tokens,
-                          length_penalty=e.length_penalty, engine=inference["engine"])
+                          length_penalty=e.length_penalty, engine=inference["engine"],
+                          early_stopping=inference["early_stopping"])
     text = "\n".join(out) + ("\n" if out else "")
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")

@@ -85,7 +85,8 @@ def _serve(args, cfg, model, inference, label, trained, uvicorn, sock) -> int:
 
     e = cfg.eval
     gen = {"num_beams": args.beam or e.beam, "max_new_tokens": args.max_new_tokens or e.max_new_tokens,
-           "length_penalty": e.length_penalty, "engine": inference["engine"]}
+           "length_penalty": e.length_penalty, "engine": inference["engine"],
+           "early_stopping": inference["early_stopping"]}
     api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV)
     service = service_for_model(
         model, list(cfg.lslo.codes), gen, api_key=api_key, policy=args.policy,

@@ -30,6 +30,7 @@ def evaluate_model(
     max_new_tokens: int = 200,
     length_penalty: float = 1.0,
     engine: str = "lslo",
+    early_stopping: bool = False,
     spbleu: SpBleu | None = None,
     max_segments: int | None = None,
     quiet: bool = False,
@@ -53,7 +54,7 @@ def evaluate_model(
         out = model.translate(
             [corpus.texts[s][i] for s, _, i in chunk], [s for s, _, _ in chunk], [t for _, t, _ in chunk],
             batch_size=batch_size, num_beams=beam, max_new_tokens=max_new_tokens, length_penalty=length_penalty,
-            engine=engine,
+            engine=engine, early_stopping=early_stopping,
         )
         for (s, t, i), h in zip(chunk, out):
             hyps[(s, t)][i] = h

@@ -307,6 +307,7 @@ def run_variant(
         scores = evaluate_model(
             model, corpus, run_directions(cfg_run, e.directions), beam=e.beam, batch_size=e.batch_size,
             max_new_tokens=e.max_new_tokens, length_penalty=e.length_penalty, engine=e.engine,
+            early_stopping=e.early_stopping,
             spbleu=SpBleu.for_model(e.spm_tokenizer, model.tokenizer, e.spm_model), max_segments=e.max_segments, quiet=quiet,
         )
         write_scores(scores, eval_dir, f"{variant.name} ({checkpoint}) on {split}", codes=cfg_run.lslo.codes)

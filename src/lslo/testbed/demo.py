@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     spbleu = SpBleu.for_model(cfg.eval.spm_tokenizer, None, cfg.eval.spm_model)
     ev = dict(beam=cfg.eval.beam, batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
               length_penalty=cfg.eval.length_penalty, engine=cfg.eval.engine,
+              early_stopping=cfg.eval.early_stopping,
               spbleu=spbleu, max_segments=args.segments, quiet=True)
     print(f"lslo demo: 12 languages (high {man['levels']['high']}, medium {man['levels']['medium']}, "
           f"low {man['levels']['low']}; levels from the pretraining data); fine-tuning on all 132 directions "

@@ -131,6 +131,12 @@ class EvalConfig:
                              "transformers' generate, faster; other models use transformers') | transformers")
     quantize: str = _f("none", "none | int8: dynamic int8 linear layers on the CPU (LSLo adapters stay float32; "
                                "faster, slightly different translations)")
+    gemm: str = _f("auto", "matrix library of the float32 linear layers on the CPU: auto (MKL on Intel, oneDNN "
+                           "with pre-packed weights elsewhere, as CTranslate2 chooses) | reference (torch's own, "
+                           "token-identical to transformers' generate) | onednn")
+    early_stopping: bool = _f(False, "beam search's stopping rule: false (transformers' default: a sentence goes on "
+                                     "while a running beam could still win) | true (a sentence stops once it has "
+                                     "beam finished hypotheses: CTranslate2's and fairseq's rule, fewer steps)")
     spm_model: str | None = _f(None, "SentencePiece model for spBLEU when sacrebleu's flores model is not on "
                                      "disk (the signature names it)")
     spm_tokenizer: str = _f("auto", "sacrebleu's model when present locally: auto (flores200 for NLLB, flores101 "
@@ -279,6 +285,10 @@ class RunConfig:
 
         if self.eval.quantize not in QUANTIZE:
             raise ConfigError(f"eval.quantize: expected {' or '.join(QUANTIZE)}, got {self.eval.quantize!r}")
+        from lslo.decoding.gemm import GEMMS
+
+        if self.eval.gemm not in GEMMS:
+            raise ConfigError(f"eval.gemm: expected {' | '.join(GEMMS)}, got {self.eval.gemm!r}")
         if self.eval.engine not in ENGINES:
             raise ConfigError(f"eval.engine: expected {' or '.join(ENGINES)}, got {self.eval.engine!r}")
         if self.eval.spm_tokenizer not in ("auto", "flores101", "flores200"):
