@@ -48,9 +48,11 @@ import platform
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -225,34 +227,37 @@ def state_bytes(params, opt) -> int:
 
 
 # ----------------------------------------------------------------------------- main
-def main(argv=None) -> dict:
-    global CLOCK
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if "--full-shape" in argv:  # real M2M-100 418M / NLLB-600M shapes through lslo train/evaluate
-        from full_shape import main as full_shape
+@dataclass
+class Setup:
+    """The models, batches and variants every phase of the benchmark shares."""
 
-        return full_shape([a for a in argv if a != "--full-shape"])
-    args = parse_args(argv)
-    t_start = time.perf_counter()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
-    import transformers
+    args: argparse.Namespace
+    device: torch.device
+    pristine: nn.Module
+    lslo: LSLoModel
+    names: list[str]
+    variants: list[TrainVariant]
+    batch: dict
+    src12: torch.Tensor
+    tgt12: torch.Tensor
+    g: torch.Generator
+
+
+def build(args: argparse.Namespace) -> Setup:
+    """The base (random weights, 418M shapes), the adapted variants (LSLo at 12 and 100 languages,
+    shared LoRA, PEFT LoRA, the plain base) and a training batch of 12 directions."""
     from transformers import M2M100ForConditionalGeneration
 
-    transformers.logging.set_verbosity_error()
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
-    cfg = m2m_config(args)
     log(f"building base model: {args.layers}+{args.layers} layers, d=1024, ffn=4096, vocab={args.vocab}")
-    pristine = M2M100ForConditionalGeneration(cfg).to(device)
+    pristine = M2M100ForConditionalGeneration(m2m_config(args)).to(device)
     for p in pristine.parameters():
         p.requires_grad_(False)
 
     def fresh():
         return copy.deepcopy(pristine)
 
-    # --- models
     lslo = LSLoModel(fresh(), lslo_config(12)).to(device).train()
     names = list(lslo.lslo_modules())
     lslo100 = LSLoModel(fresh(), lslo_config(100)).to(device).train()
@@ -266,29 +271,24 @@ def main(argv=None) -> dict:
         raise RuntimeError(f"adapted modules differ: lslo {len(names)}, shared {n_shared}, peft {n_peft}")
     base_model = fresh().train()
     embeddings_require_grad(base_model)
-
     # B starts at zero (LoRA init); give every adapter small random B so the updates are live
     with torch.no_grad():
         for model in (lslo, lslo100, shared_model, peft_model):
             for name, p in model.named_parameters():
                 if p.requires_grad and "lora_B" in name:
                     p.normal_(0.0, 0.02, generator=None)
-
-    # --- the training batch: 12 sentences, 12 source languages, 12 different directions
+    # the training batch: 12 sentences, 12 source languages, 12 different directions
     g = torch.Generator().manual_seed(args.seed)
     B, S, T = args.batch, args.src_len, args.tgt_len
     src12 = torch.arange(B) % 12
     tgt12 = (src12 + 1 + torch.arange(B) // 12) % 12  # src != tgt, every direction distinct for B <= 132
     perm = torch.randperm(100, generator=g)
     src100, tgt100 = perm[src12], perm[12 + tgt12]
-    ids = torch.randint(4, args.vocab - 128, (B, S), generator=g)
-    labels = torch.randint(4, args.vocab - 128, (B, T), generator=g)
     batch = {
-        "input_ids": ids.to(device),
+        "input_ids": torch.randint(4, args.vocab - 128, (B, S), generator=g).to(device),
         "attention_mask": torch.ones(B, S, dtype=torch.long, device=device),
-        "labels": labels.to(device),  # decoder inputs are the shifted labels
+        "labels": torch.randint(4, args.vocab - 128, (B, T), generator=g).to(device),  # decoder inputs: shifted
     }
-
     lslo_params = list(lslo.adapter_parameters())
     variants = [
         TrainVariant("lslo", lslo.base, lslo_params, args.optimizer, route=(lslo, src12, tgt12)),
@@ -300,44 +300,56 @@ def main(argv=None) -> dict:
                      route=(lslo100, src100, tgt100)),
         TrainVariant("base", base_model, [], args.optimizer),
     ]
-    opt_desc = {k: v for k, v in variants[0].opt.defaults.items() if k in ("fused", "foreach", "betas", "eps", "lr")}
-    # --- correctness guard: reference and fast path agree on this batch (same weights, no dropout)
-    lslo.eval()
-    with torch.no_grad(), autocast(args, device):
-        fast_loss = variants[0].loss(batch).float()
-        use_reference(lslo, True)
-        ref_loss = variants[0].loss(batch).float()
-        use_reference(lslo, False)
-        pristine.eval()
-        base_loss = pristine(**batch).loss.float()
-    lslo.train()
-    agree = float((fast_loss - ref_loss).abs())
-    effect = float((fast_loss - base_loss).abs())
+    return Setup(args, device, pristine, lslo, names, variants, batch, src12, tgt12, g)
 
+
+def check(st: Setup) -> dict:
+    """Correctness guard: the reference and the fast path agree on this batch (same weights, no
+    dropout), and the adapters change the loss."""
+    v, batch = st.variants[0], st.batch
+    st.lslo.eval()
+    with torch.no_grad(), autocast(st.args, st.device):
+        fast_loss = v.loss(batch).float()
+        use_reference(st.lslo, True)
+        ref_loss = v.loss(batch).float()
+        use_reference(st.lslo, False)
+        st.pristine.eval()
+        base_loss = st.pristine(**batch).loss.float()
+    st.lslo.train()
+    return {"fast_vs_reference_loss_abs_diff": float((fast_loss - ref_loss).abs()),
+            "lslo_vs_base_loss_abs_diff": float((fast_loss - base_loss).abs())}
+
+
+def time_training(st: Setup) -> dict:
+    """Training steps of every variant, interleaved (the order rotated per repetition), in ms."""
+    args, variants = st.args, st.variants
     log(f"training steps: {len(variants)} variants x ({args.warmup} warmup + {args.repeats} timed)")
     raw = {v.name: [] for v in variants}
     phases = {v.name: {"forward": [], "backward": [], "optimizer": []} for v in variants}
     for _ in range(args.warmup):
         for v in variants:
-            v.step(batch, args, device)
+            v.step(st.batch, args, st.device)
     for rep in range(args.repeats):
         order = variants[rep % len(variants):] + variants[: rep % len(variants)]
         for v in order:
-            f, b, o = v.step(batch, args, device)
+            f, b, o = v.step(st.batch, args, st.device)
             raw[v.name].append(1e3 * (f + b + o))
             for k, t in zip(("forward", "backward", "optimizer"), (f, b, o)):
                 phases[v.name][k].append(1e3 * t)
         log(f"  rep {rep + 1}/{args.repeats}: " + ", ".join(f"{k} {raw[k][-1]:.0f}ms" for k in raw))
-    train_median = {k: statistics.median(v) for k, v in raw.items()}
-    train_min = {k: min(v) for k, v in raw.items()}
-    phase_median = {k: {p: statistics.median(t) for p, t in ph.items()} for k, ph in phases.items()}
+    return {"raw": raw, "median": {k: statistics.median(v) for k, v in raw.items()},
+            "min": {k: min(v) for k, v in raw.items()},
+            "phase_median": {k: {p: statistics.median(t) for p, t in ph.items()} for k, ph in phases.items()}}
 
-    # --- memory of one training step
+
+def measure_memory(st: Setup) -> dict:
+    """Saved-for-backward bytes, the step's peak and the adapter + Adam state of every variant."""
     log("memory")
+    args, device, batch = st.args, st.device, st.batch
     mem: dict[str, int] = {}
     mem_saved: dict[str, int] = {}
     static = {}
-    for v in variants:
+    for v in st.variants:
         if v.name in ("reference",):
             continue
         model_tensors = [*v.model.parameters(), *v.model.buffers()]
@@ -361,166 +373,197 @@ def main(argv=None) -> dict:
             mem[v.name] = cpu_peak_bytes(lambda v=v: v.step(batch, args, device))
         log(f"  {v.name}: step peak {mem[v.name] / 2**20:.1f} MiB")
         static[v.name] = state_bytes(v.params, v.opt)
-    mem_method = (
+    method = (
         "torch.cuda.max_memory_allocated during forward+backward+Adam step, minus memory allocated before it"
         if device.type == "cuda"
         else "peak host memory allocated by torch during forward+backward+Adam step above what was allocated "
         "before it (torch.profiler profile_memory allocator events, 'Total Allocated')"
     )
+    return {"method": method, "step_peak_bytes": mem, "saved_for_backward_bytes": mem_saved,
+            "adapter_parameter_and_adam_state_bytes": static,
+            "note": "LSLo packs every language's pair without padding: its parameters and Adam state grow "
+            "with the sum of the ranks (benchmarks/memory.py); these are listed separately"}
 
-    # --- beam search on a batch mixing 6 directions
-    log("generation")
-    for v in variants:  # free training state before generation
-        if v.opt:
-            v.opt.zero_grad(set_to_none=True)
-    dirs = [(0, 4), (4, 8), (8, 0), (1, 9), (5, 2), (10, 6)]
+
+GEN_DIRS = [(0, 4), (4, 8), (8, 0), (1, 9), (5, 2), (10, 6)]
+
+
+def generation_variants(st: Setup) -> dict:
+    """Beam search on a batch mixing 6 directions: LSLo unmerged, the base, one merged direction
+    (transformers' generate), and lslo's lean search on LSLo and on the base."""
+    from lslo import decoding
+
+    args, device, lslo = st.args, st.device, st.lslo
     gb = args.gen_batch
-    gsrc = torch.tensor([dirs[i % 6][0] for i in range(gb)])
-    gtgt = torch.tensor([dirs[i % 6][1] for i in range(gb)])
+    gsrc = torch.tensor([GEN_DIRS[i % 6][0] for i in range(gb)])
+    gtgt = torch.tensor([GEN_DIRS[i % 6][1] for i in range(gb)])
     lang_tok = args.vocab - 100  # fake language tokens at the end of the vocabulary
-    gen_inputs = {
-        "input_ids": torch.randint(4, args.vocab - 128, (gb, S), generator=g).to(device),
-        "attention_mask": torch.ones(gb, S, dtype=torch.long, device=device),
+    inputs = {
+        "input_ids": torch.randint(4, args.vocab - 128, (gb, args.src_len), generator=st.g).to(device),
+        "attention_mask": torch.ones(gb, args.src_len, dtype=torch.long, device=device),
         "decoder_input_ids": torch.stack([torch.full((gb,), 2), lang_tok + gtgt], 1).to(device),
     }
-    gen_kw = dict(
-        num_beams=args.beams, max_new_tokens=args.gen_tokens, min_new_tokens=args.gen_tokens, do_sample=False,
-        pad_token_id=1, eos_token_id=2, decoder_start_token_id=2, forced_bos_token_id=None,
-    )
+    kw = dict(num_beams=args.beams, max_new_tokens=args.gen_tokens, min_new_tokens=args.gen_tokens, do_sample=False,
+              pad_token_id=1, eos_token_id=2, decoder_start_token_id=2, forced_bos_token_id=None)
     lslo.eval()
-    merged = lslo.merge(lslo.config.codes[dirs[0][0]], lslo.config.codes[dirs[0][1]]).eval()
-    gen_base = pristine.eval()
+    merged = lslo.merge(lslo.config.codes[GEN_DIRS[0][0]], lslo.config.codes[GEN_DIRS[0][1]]).eval()
+    base = st.pristine.eval()
+    lean_kw = dict(num_beams=args.beams, max_new_tokens=args.gen_tokens, pad_token_id=1, eos_token_id=2,
+                   suppress_tokens=[2])
 
     def gen_lslo():
         with lslo.route(gsrc, gtgt):
-            return lslo.base.generate(**gen_inputs, **gen_kw)
-
-    from lslo import decoding
-
-    lean_kw = dict(num_beams=args.beams, max_new_tokens=args.gen_tokens, pad_token_id=1, eos_token_id=2,
-                   suppress_tokens=[2])
-    prompt = gen_inputs["decoder_input_ids"]
+            return lslo.base.generate(**inputs, **kw)
 
     def gen_lean(model):
         why = decoding.unsupported(model, lean_kw)
         if why:
             raise SystemExit(f"speed.py: the lean search cannot run here: {why}")
-        return decoding.generate(model, gen_inputs["input_ids"], gen_inputs["attention_mask"], prompt, lean_kw)
+        return decoding.generate(model, inputs["input_ids"], inputs["attention_mask"], inputs["decoder_input_ids"],
+                                 lean_kw)
 
     def gen_lean_lslo():
         with lslo.route(gsrc, gtgt):
             return gen_lean(lslo.base)
 
-    gen_variants = {
-        "gen_lslo": gen_lslo,
-        "gen_base": lambda: gen_base.generate(**gen_inputs, **gen_kw),
-        "gen_merged": lambda: merged.generate(**gen_inputs, **gen_kw),
-        "gen_lean_lslo": gen_lean_lslo,
-        "gen_lean_base": lambda: gen_lean(gen_base),
-    }
-    gen_raw = {k: [] for k in gen_variants}
-    gen_repeats = 2 * args.repeats
+    return {"gen_lslo": gen_lslo, "gen_base": lambda: base.generate(**inputs, **kw),
+            "gen_merged": lambda: merged.generate(**inputs, **kw), "gen_lean_lslo": gen_lean_lslo,
+            "gen_lean_base": lambda: gen_lean(base)}
+
+
+def time_generation(st: Setup) -> dict:
+    """Every generation variant, interleaved and rotated, ``2 x repeats`` times, in ms."""
+    log("generation")
+    args, device = st.args, st.device
+    for v in st.variants:  # free training state before generation
+        if v.opt:
+            v.opt.zero_grad(set_to_none=True)
+    variants = generation_variants(st)
+    raw = {k: [] for k in variants}
     shapes = {}
     with torch.no_grad(), autocast(args, device):
-        for k, fn in gen_variants.items():
+        for k, fn in variants.items():
             for _ in range(args.warmup):
                 shapes[k] = list(fn().shape)
-        names_g = list(gen_variants)
-        for rep in range(gen_repeats):
-            for k in names_g[rep % len(names_g):] + names_g[: rep % len(names_g)]:
+        names = list(variants)
+        for rep in range(2 * args.repeats):
+            for k in names[rep % len(names):] + names[: rep % len(names)]:
                 sync(device)
                 t0 = CLOCK()
-                gen_variants[k]()
+                variants[k]()
                 sync(device)
-                gen_raw[k].append(1e3 * (CLOCK() - t0))
-    gen_median = {k: statistics.median(v) for k, v in gen_raw.items()}
-    gen_min = {k: min(v) for k, v in gen_raw.items()}
-    log("  " + ", ".join(f"{k} {v:.0f}ms" for k, v in gen_median.items()))
+                raw[k].append(1e3 * (CLOCK() - t0))
+    median = {k: statistics.median(v) for k, v in raw.items()}
+    log("  " + ", ".join(f"{k} {v:.0f}ms" for k, v in median.items()))
+    return {"raw": raw, "median": median, "min": {k: min(v) for k, v in raw.items()}, "shapes": shapes,
+            "repeats": 2 * args.repeats}
 
-    # --- report
+
+def speed_ratios(train: dict, gen: dict, mem: dict) -> tuple[dict, dict]:
+    """The goal ratios (each with its goal and whether it is met) and the informative ones."""
+    tm, tmin, gm, gmin = train["median"], train["min"], gen["median"], gen["min"]
+    peak, saved = mem["step_peak_bytes"], mem["saved_for_backward_bytes"]
     values = {
-        "lslo/shared_lora": train_median["lslo"] / train_median["shared_lora"],
-        "lslo/peft_lora": train_median["lslo"] / train_median["peft_lora"],
-        "lslo_100/lslo_12": train_median["lslo_100"] / train_median["lslo"],
-        "gen_unmerged/base": gen_median["gen_lslo"] / gen_median["gen_base"],
-        "gen_merged/base": gen_median["gen_merged"] / gen_median["gen_base"],
-        "gen_lean_unmerged/base": gen_median["gen_lean_lslo"] / gen_median["gen_lean_base"],
-        "mem lslo/shared_lora": mem["lslo"] / mem["shared_lora"],
+        "lslo/shared_lora": tm["lslo"] / tm["shared_lora"],
+        "lslo/peft_lora": tm["lslo"] / tm["peft_lora"],
+        "lslo_100/lslo_12": tm["lslo_100"] / tm["lslo"],
+        "gen_unmerged/base": gm["gen_lslo"] / gm["gen_base"],
+        "gen_merged/base": gm["gen_merged"] / gm["gen_base"],
+        "gen_lean_unmerged/base": gm["gen_lean_lslo"] / gm["gen_lean_base"],
+        "mem lslo/shared_lora": peak["lslo"] / peak["shared_lora"],
     }
     ratios = {k: {"value": round(v, 4), "goal": f"<= {GOALS[k]}", "met": bool(v <= GOALS[k])} for k, v in values.items()}
-    fb = {k: ph["forward"] + ph["backward"] for k, ph in phase_median.items()}
-    info_ratios = {
-        "reference/lslo": train_median["reference"] / train_median["lslo"],
-        "lslo/base": train_median["lslo"] / train_median["base"],
+    fb = {k: ph["forward"] + ph["backward"] for k, ph in train["phase_median"].items()}
+    info = {
+        "reference/lslo": tm["reference"] / tm["lslo"],
+        "lslo/base": tm["lslo"] / tm["base"],
         "forward+backward only: lslo/shared_lora": fb["lslo"] / fb["shared_lora"],
         "forward+backward only: lslo/peft_lora": fb["lslo"] / fb["peft_lora"],
         "forward+backward only: lslo_100/lslo_12": fb["lslo_100"] / fb["lslo"],
-        "saved-for-backward bytes: lslo/shared_lora": mem_saved["lslo"] / mem_saved["shared_lora"],
-        "step peak memory: lslo_100/lslo_12": mem["lslo_100"] / mem["lslo"],
-        "min of repeats: lslo/shared_lora": train_min["lslo"] / train_min["shared_lora"],
-        "min of repeats: lslo/peft_lora": train_min["lslo"] / train_min["peft_lora"],
-        "min of repeats: lslo_100/lslo_12": train_min["lslo_100"] / train_min["lslo"],
-        "min of repeats: gen_unmerged/base": gen_min["gen_lslo"] / gen_min["gen_base"],
-        "min of repeats: gen_merged/base": gen_min["gen_merged"] / gen_min["gen_base"],
-        "lean search speedup: gen_lslo/gen_lean_lslo": gen_median["gen_lslo"] / gen_median["gen_lean_lslo"],
+        "saved-for-backward bytes: lslo/shared_lora": saved["lslo"] / saved["shared_lora"],
+        "step peak memory: lslo_100/lslo_12": peak["lslo_100"] / peak["lslo"],
+        "min of repeats: lslo/shared_lora": tmin["lslo"] / tmin["shared_lora"],
+        "min of repeats: lslo/peft_lora": tmin["lslo"] / tmin["peft_lora"],
+        "min of repeats: lslo_100/lslo_12": tmin["lslo_100"] / tmin["lslo"],
+        "min of repeats: gen_unmerged/base": gmin["gen_lslo"] / gmin["gen_base"],
+        "min of repeats: gen_merged/base": gmin["gen_merged"] / gmin["gen_base"],
+        "lean search speedup: gen_lslo/gen_lean_lslo": gm["gen_lslo"] / gm["gen_lean_lslo"],
     }
+    return ratios, {k: round(v, 4) for k, v in info.items()}
+
+
+def describe(st: Setup, gen: dict) -> dict:
+    """The report's ``config`` block: what was measured, in words and numbers."""
+    args, lslo = st.args, st.lslo
+    opt_desc = {k: v for k, v in st.variants[0].opt.defaults.items() if k in ("fused", "foreach", "betas", "eps", "lr")}
+    return {
+        "model": "M2M100ForConditionalGeneration, random weights, 418M shapes (d_model 1024, FFN 4096, 16 heads)",
+        "encoder_layers": args.layers,
+        "decoder_layers": args.layers,
+        "vocab_size": args.vocab,
+        "vocab_note": "the real M2M-100 vocabulary is 128112; a smaller one saves memory and time "
+        "in the embedding/output layer, which is the same in every variant",
+        "base_parameters": sum(p.numel() for p in st.pristine.parameters()),
+        "dtype": args.dtype + (" (autocast, fp32 parameters)" if args.dtype == "bf16" else ""),
+        "train_batch": {"sentences": args.batch, "src_tokens": args.src_len, "tgt_tokens": args.tgt_len,
+                        "languages_in_batch": int(torch.unique(torch.cat([st.src12, st.tgt12])).numel())},
+        "lslo": {"ranks": "high 2 / medium 2 / low 8 (4/4/4 languages)", "positions": {
+            "encoder": lslo.config.encoder_positions, "decoder": lslo.config.decoder_positions},
+            "encoder_routing": lslo.encoder_routing, "decoder_routing": lslo.decoder_routing,
+            "adapted_modules": len(st.names)},
+        "shared_lora": "plain rank-8 LoRA (SharedLoRALinear, benchmarks/_baselines.py), same modules, scale 1",
+        "peft_lora": f"peft LoraConfig(r=8, lora_alpha=8, lora_dropout=0), same {len(st.names)} modules",
+        "base": "frozen base, forward + backward to the embedding outputs, no optimizer",
+        "optimizer": f"torch.optim.Adam {opt_desc} for every variant (the same for all)",
+        "generation": {"sentences": args.gen_batch, "directions": 6, "beams": args.beams,
+                       "new_tokens": args.gen_tokens, "output_shape": gen["shapes"].get("gen_lslo"),
+                       "merged_direction": [lslo.config.codes[GEN_DIRS[0][0]], lslo.config.codes[GEN_DIRS[0][1]]]},
+        "repeats": args.repeats,
+        "generation_repeats": gen["repeats"],
+        "warmup": args.warmup,
+        "interleaved": "every repetition runs every variant once, the order rotated",
+        "clock": "time.process_time (CPU seconds of this process, 1 torch thread)" if args.clock == "cpu"
+        else "time.perf_counter (wall)",
+    }
+
+
+def main(argv=None) -> dict:
+    global CLOCK
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--full-shape" in argv:  # real M2M-100 418M / NLLB-600M shapes through lslo train/evaluate
+        from full_shape import main as full_shape
+
+        return full_shape([a for a in argv if a != "--full-shape"])
+    args = parse_args(argv)
+    t_start = time.perf_counter()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    st = build(args)
+    guard = check(st)
+    train = time_training(st)
+    mem = measure_memory(st)
+    gen = time_generation(st)
+    ratios, info = speed_ratios(train, gen, mem)
+    device = st.device
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    n_base = sum(p.numel() for p in pristine.parameters())
+    rounded = {k: {m: {n: [round(t, 2) for t in v] if isinstance(v, list) else round(v, 2) for n, v in d[m].items()}
+                   for m in ("raw", "median", "min")} for k, d in (("train", train), ("gen", gen))}
     report = {
         "machine": machine(threads=torch.get_num_threads(), transformers=transformers.__version__, peft=_version("peft"),
                            python=platform.python_version(), device=str(device), device_name=dev_name,
                            load_average_at_start=_loadavg()),
-        "config": {
-            "model": "M2M100ForConditionalGeneration, random weights, 418M shapes (d_model 1024, FFN 4096, 16 heads)",
-            "encoder_layers": args.layers,
-            "decoder_layers": args.layers,
-            "vocab_size": args.vocab,
-            "vocab_note": "the real M2M-100 vocabulary is 128112; a smaller one saves memory and time "
-            "in the embedding/output layer, which is the same in every variant",
-            "base_parameters": n_base,
-            "dtype": args.dtype + (" (autocast, fp32 parameters)" if args.dtype == "bf16" else ""),
-            "train_batch": {"sentences": B, "src_tokens": S, "tgt_tokens": T,
-                            "languages_in_batch": int(torch.unique(torch.cat([src12, tgt12])).numel())},
-            "lslo": {"ranks": "high 2 / medium 2 / low 8 (4/4/4 languages)", "positions": {
-                "encoder": lslo.config.encoder_positions, "decoder": lslo.config.decoder_positions},
-                "encoder_routing": lslo.encoder_routing, "decoder_routing": lslo.decoder_routing,
-                "adapted_modules": len(names)},
-            "shared_lora": "plain rank-8 LoRA (SharedLoRALinear, benchmarks/_baselines.py), same modules, scale 1",
-            "peft_lora": f"peft LoraConfig(r=8, lora_alpha=8, lora_dropout=0), same {len(names)} modules",
-            "base": "frozen base, forward + backward to the embedding outputs, no optimizer",
-            "optimizer": f"torch.optim.Adam {opt_desc} for every variant (the same for all)",
-            "generation": {"sentences": gb, "directions": 6, "beams": args.beams,
-                           "new_tokens": args.gen_tokens, "output_shape": shapes.get("gen_lslo"),
-                           "merged_direction": [lslo.config.codes[dirs[0][0]], lslo.config.codes[dirs[0][1]]]},
-            "repeats": args.repeats,
-            "generation_repeats": gen_repeats,
-            "warmup": args.warmup,
-            "interleaved": "every repetition runs every variant once, the order rotated",
-            "clock": "time.process_time (CPU seconds of this process, 1 torch thread)" if args.clock == "cpu"
-            else "time.perf_counter (wall)",
-        },
-        "check": {"fast_vs_reference_loss_abs_diff": agree, "lslo_vs_base_loss_abs_diff": effect},
-        "train_step_ms": {
-            "raw": {k: [round(t, 2) for t in v] for k, v in raw.items()},
-            "median": {k: round(v, 2) for k, v in train_median.items()},
-            "min": {k: round(v, 2) for k, v in train_min.items()},
-            "phase_median": {k: {p: round(t, 2) for p, t in ph.items()} for k, ph in phase_median.items()},
-        },
-        "generation_ms": {
-            "raw": {k: [round(t, 2) for t in v] for k, v in gen_raw.items()},
-            "median": {k: round(v, 2) for k, v in gen_median.items()},
-            "min": {k: round(v, 2) for k, v in gen_min.items()},
-        },
-        "memory": {
-            "method": mem_method,
-            "step_peak_bytes": mem,
-            "saved_for_backward_bytes": mem_saved,
-            "adapter_parameter_and_adam_state_bytes": static,
-            "note": "LSLo packs every language's pair without padding: its parameters and Adam state grow "
-            "with the sum of the ranks (benchmarks/memory.py); these are listed separately",
-        },
+        "config": describe(st, gen),
+        "check": guard,
+        "train_step_ms": {**rounded["train"], "phase_median": {
+            k: {p: round(t, 2) for p, t in ph.items()} for k, ph in train["phase_median"].items()}},
+        "generation_ms": rounded["gen"],
+        "memory": mem,
         "ratios": ratios,
-        "other_ratios": {k: round(v, 4) for k, v in info_ratios.items()},
+        "other_ratios": info,
         "all_goals_met": all(r["met"] for r in ratios.values()),
         "total_seconds": round(time.perf_counter() - t_start, 1),
     }

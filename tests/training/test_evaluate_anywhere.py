@@ -167,11 +167,11 @@ def test_an_unknown_engine_in_the_config_is_one_line(m2m_dir, flores_dir, tmp_pa
 
 
 def test_quantize_int8_translates_with_float32_adapters_and_is_recorded(trained, tmp_path, monkeypatch):
-    """`--quantize int8`: the base's linear layers become dynamic int8 ones, the LSLo adapters stay
-    float32 parameters, translations come out, and the scores say how they were made."""
+    """`--quantize int8`: the base's linear layers become int8 ones, the LSLo adapters stay float32
+    parameters, translations come out, and the scores say how they were made."""
     import torch
-    from torch.ao.nn.quantized import dynamic
 
+    from lslo.decoding.quantize import Int8Linear
     from lslo.tuner.model import LSLoModel
 
     run, _ = trained
@@ -180,7 +180,7 @@ def test_quantize_int8_translates_with_float32_adapters_and_is_recorded(trained,
 
     def spy(self, *a, **kw):
         seen["float_linears"] = sum(type(m) is torch.nn.Linear for m in self.base.modules())
-        seen["quantized"] = sum(isinstance(m, dynamic.Linear) for m in self.base.modules())
+        seen["quantized"] = sum(isinstance(m, Int8Linear) for m in self.base.modules())
         seen["adapter_dtypes"] = {m.lora_A.dtype for m in self.lslo_modules().values()}
         return original(self, *a, **kw)
 

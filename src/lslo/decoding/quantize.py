@@ -1,16 +1,20 @@
-"""Dynamic int8 quantisation of a model's frozen linear layers for CPU inference.
+"""int8 linear layers for CPU inference: one scale per weight row and one per token.
 
-``quantize_int8(model)`` replaces every ``nn.Linear`` of the model (the base's projections, also
-those inside LSLo layers, and the output projection) by torch's dynamically quantised linear:
-int8 weights (one scale per tensor), activations quantised per call. LSLo's adapter weights are
-plain parameters, not ``nn.Linear`` modules, so they stay in float32 and keep their routing.
-Measured on the testbed base (``benchmarks/engines.py``): see the README's engine table for its
-speed and chrF++ against float32; it is an option, never the default.
+``quantize_int8(model)`` replaces every float32 ``nn.Linear`` of the model (the base's
+projections, also those inside LSLo layers, and the output projection) by :class:`Int8Linear`:
+
+- the weight is stored in int8 with one scale per output row (``max |w_row| / 127``, symmetric);
+- each call quantises its input with one scale per token (row), symmetric, 8 bits;
+- the product runs in int8 with int32 accumulation (``torch._int_mm``), then is scaled back to
+  float32 per row and per column, and the bias is added in float32.
+
+This is CTranslate2's int8 scheme. torch's ``quantize_dynamic`` keeps one scale per weight tensor
+and one per call for all its tokens, at 7 bits; it changes many more translations (measured in
+``benchmarks/engines.py``). LSLo's adapter weights are plain parameters, not ``nn.Linear``
+modules, so they stay in float32 and keep their routing. An option, never the default.
 """
 
 from __future__ import annotations
-
-import warnings
 
 import torch
 from torch import nn
@@ -24,19 +28,52 @@ class QuantizeError(LSLoError):
     """A model that cannot be quantised here (a GPU device, or no float32 linear layers)."""
 
 
-def quantize_int8(model: nn.Module) -> int:
-    """Quantise ``model``'s ``nn.Linear`` layers to dynamic int8 in place; returns how many.
+class Int8Linear(nn.Module):
+    """A linear layer on int8 weights (a scale per output row) and int8 inputs (a scale per token)."""
 
-    CPU only (torch's dynamic quantised kernels are CPU kernels); the model is put in float32
-    first, since the kernels take float32 activations."""
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        w = linear.weight.detach().float()
+        scale = w.abs().amax(dim=1).clamp(min=1e-12) / 127.0
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.register_buffer("weight_int8", torch.round(w / scale[:, None]).to(torch.int8).t().contiguous())
+        self.register_buffer("weight_scale", scale)
+        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().float(), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        rows = x.reshape(-1, shape[-1]).float()
+        scale = rows.abs().amax(dim=1, keepdim=True).clamp_(min=1e-12).div_(127.0)
+        q = torch.round(rows / scale).to(torch.int8)
+        y = torch._int_mm(q, self.weight_int8).float().mul_(scale).mul_(self.weight_scale)
+        if self.bias is not None:
+            y.add_(self.bias)
+        return y.view(*shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+def _swap(module: nn.Module) -> int:
+    n = 0
+    for name, child in module.named_children():
+        if type(child) is nn.Linear or type(child).__name__ == "PackedLinear":
+            setattr(module, name, Int8Linear(child))
+            n += 1
+        else:
+            n += _swap(child)
+    return n
+
+
+def quantize_int8(model: nn.Module) -> int:
+    """Replace ``model``'s ``nn.Linear`` layers by :class:`Int8Linear` in place; returns how many.
+
+    CPU only (``torch._int_mm`` on int8 is used here as a CPU kernel); the model is put in float32
+    first."""
     params = list(model.parameters())
     if params and params[0].device.type != "cpu":
         raise QuantizeError(f"--quantize int8 runs on the CPU; the model is on {params[0].device}")
-    linears = sum(isinstance(m, nn.Linear) for m in model.modules())
-    if not linears:
+    if not any(isinstance(m, nn.Linear) for m in model.modules()):
         raise QuantizeError("--quantize int8: the model has no nn.Linear layer to quantise")
     model.float()
-    with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
-        warnings.simplefilter("ignore")
-        torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True)
-    return linears
+    return _swap(model)

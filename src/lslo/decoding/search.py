@@ -58,6 +58,102 @@ def _fill_value(s: SearchSettings) -> int:
     return s.pad_token_id if s.pad_token_id else s.eos_token_ids[0]
 
 
+@dataclass
+class _Beams:
+    """Beam search's state for the sentences still decoding (row i is sentence ``active[i]``):
+    ``k`` running hypotheses and the ``k`` best finished ones per sentence, with their scores."""
+
+    running: torch.Tensor  # (b, k, max_len) token ids
+    running_scores: torch.Tensor  # (b, k) summed log-probabilities
+    finished: torch.Tensor  # (b, k, max_len)
+    finished_scores: torch.Tensor  # (b, k) length-penalised
+    finished_len: torch.Tensor  # (b, k) generated tokens
+    is_finished: torch.Tensor  # (b, k) slot holds a hypothesis
+    open_: torch.Tensor  # (b, 1) transformers' early-stop heuristic not met yet
+    active: torch.Tensor  # (b,) original sentence index
+    parent: torch.Tensor | None = None  # (b, k) the beam each running hypothesis continues
+
+    @classmethod
+    def start(cls, prompt: torch.Tensor, k: int, max_len: int, fill: int) -> _Beams:
+        n_sent, plen = prompt.shape
+        device = prompt.device
+        running = torch.full((n_sent, k, max_len), fill, dtype=torch.long, device=device)
+        running[:, :, :plen] = prompt[:, None, :]
+        scores = torch.zeros((n_sent, k), device=device)
+        scores[:, 1:] = NEG
+        return cls(running=running, running_scores=scores, finished=running.clone(),
+                   finished_scores=torch.full((n_sent, k), NEG, device=device),
+                   finished_len=torch.zeros((n_sent, k), dtype=torch.long, device=device),
+                   is_finished=torch.zeros((n_sent, k), dtype=torch.bool, device=device),
+                   open_=torch.ones((n_sent, 1), dtype=torch.bool, device=device),
+                   active=torch.arange(n_sent, device=device))
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Keep these sentences (rows), in this order."""
+        for name in ("running", "running_scores", "parent", "finished", "finished_scores", "finished_len",
+                     "is_finished", "open_", "active"):
+            setattr(self, name, getattr(self, name)[rows])
+
+
+def _expand(st: _Beams, log_probs: torch.Tensor, keep_k: int, cur_len: int, eos: torch.Tensor, max_len: int):
+    """The top ``keep_k`` continuations of each sentence over its beams: scores, sequences, parent
+    beams, tokens, and which of them end (an end token, or the length limit)."""
+    b, k = st.running_scores.shape
+    vocab = log_probs.shape[-1]
+    log_probs = log_probs.view(b, k, vocab).add_(st.running_scores[:, :, None]).view(b, k * vocab)
+    scores, idx = torch.topk(log_probs, keep_k)
+    parent, tokens = idx // vocab, idx % vocab
+    seq = torch.take_along_dim(st.running, parent[:, :, None], dim=1)
+    seq[:, :, cur_len] = tokens
+    hits = torch.ones_like(tokens, dtype=torch.bool) if cur_len + 1 >= max_len else torch.isin(tokens, eos)
+    return scores, seq, parent, tokens, hits
+
+
+def _advance(st: _Beams, scores, seq, parent, hits) -> None:
+    """The best ``k`` continuations that did not end keep running."""
+    k = st.running_scores.shape[1]
+    run_scores = scores + hits.to(torch.float32) * NEG
+    nxt = torch.topk(run_scores, k)[1]
+    st.running = torch.take_along_dim(seq, nxt[:, :, None], dim=1)
+    st.running_scores = torch.take_along_dim(run_scores, nxt, dim=1)
+    st.parent = torch.take_along_dim(parent, nxt, dim=1)
+
+
+def _collect(st: _Beams, scores, seq, tokens, hits, top_mask, generated: int, s: SearchSettings) -> None:
+    """The ended ones among the top ``k`` join the finished list if they beat its worst (with the
+    length penalty over ``generated`` tokens); under ``early_stopping=True`` a full list takes none."""
+    k = st.running_scores.shape[1]
+    just = hits & top_mask[None, :]
+    cand = scores / (generated ** s.length_penalty)
+    full = torch.all(st.is_finished, dim=-1, keepdim=True) & (s.early_stopping is True)
+    cand += full.to(torch.float32) * NEG
+    cand += (~st.open_).to(torch.float32) * NEG
+    cand += (~just) * NEG
+    m_seq = torch.cat((st.finished, seq), dim=1)
+    m_scores = torch.cat((st.finished_scores, cand), dim=1)
+    m_len = torch.cat((st.finished_len, torch.full_like(tokens, generated)), dim=1)
+    m_fin = torch.cat((st.is_finished, just), dim=1)
+    best = torch.topk(m_scores, k)[1]
+    st.finished = torch.take_along_dim(m_seq, best[:, :, None], dim=1)
+    st.finished_scores = torch.take_along_dim(m_scores, best, dim=1)
+    st.finished_len = torch.take_along_dim(m_len, best, dim=1)
+    st.is_finished = torch.take_along_dim(m_fin, best, dim=1)
+
+
+def _done(st: _Beams, generated: int, most: int, s: SearchSettings) -> torch.Tensor:
+    """transformers' early-stop test per sentence: can the best running beam still beat the worst
+    finished one (at ``generated`` tokens, or at the most, ``most``, under "never")? Under
+    ``early_stopping=True`` a sentence is also done once its finished list is full."""
+    hyp_len = most if s.early_stopping == "never" and s.length_penalty > 0.0 else generated
+    best_running = st.running_scores[:, :1] / (hyp_len ** s.length_penalty)
+    worst = torch.where(st.is_finished, torch.min(st.finished_scores, dim=1, keepdim=True)[0], NEG)
+    st.open_ = st.open_ & torch.any(best_running > worst, dim=-1, keepdim=True)
+    done = ~st.open_[:, 0]
+    if s.early_stopping is True:
+        done = done | torch.all(st.is_finished, dim=-1)
+    return done
+
+
 def beam_search(stepper, prompt: torch.Tensor, s: SearchSettings,
                 on_active: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
     """Beam search from ``prompt`` (sentences, P) with ``stepper`` (see :class:`M2M100Stepper`).
@@ -73,81 +169,25 @@ def beam_search(stepper, prompt: torch.Tensor, s: SearchSettings,
     top_mask = torch.zeros(keep_k, dtype=torch.bool, device=device)
     top_mask[:k] = True
     fill = _fill_value(s)
-
-    running = torch.full((n_sent, k, max_len), fill, dtype=torch.long, device=device)
-    running[:, :, :plen] = prompt[:, None, :]
-    finished = running.clone()
-    running_scores = torch.zeros((n_sent, k), device=device)
-    running_scores[:, 1:] = NEG
-    finished_scores = torch.full((n_sent, k), NEG, device=device)
-    finished_len = torch.zeros((n_sent, k), dtype=torch.long, device=device)  # generated tokens
-    is_finished = torch.zeros((n_sent, k), dtype=torch.bool, device=device)
-    open_ = torch.ones((n_sent, 1), dtype=torch.bool, device=device)  # early-stop heuristic not met
-    active = torch.arange(n_sent, device=device)  # original index of each decoding sentence
-
+    st = _Beams.start(prompt, k, max_len, fill)
     out = torch.full((n_sent, max_len), fill, dtype=torch.long, device=device)
     out_len = torch.zeros(n_sent, dtype=torch.long, device=device)
 
     def retire(rows: torch.Tensor) -> None:
-        ids = active[rows]
-        out[ids] = finished[rows, 0]
-        out_len[ids] = finished_len[rows, 0]
+        ids = st.active[rows]
+        out[ids] = st.finished[rows, 0]
+        out_len[ids] = st.finished_len[rows, 0]
 
     logits = stepper.start(prompt)
     cur_len = plen
     while True:
-        b = active.shape[0]
-        log_probs = torch.log_softmax(logits, dim=-1)
-        log_probs = _process(log_probs, cur_len, s, suppress)
-        vocab = log_probs.shape[-1]
-        log_probs = log_probs.view(b, k, vocab).add_(running_scores[:, :, None]).view(b, k * vocab)
-        topk_scores, topk_idx = torch.topk(log_probs, keep_k)
-        parent = topk_idx // vocab
-        tokens = topk_idx % vocab
-        topk_seq = torch.take_along_dim(running, parent[:, :, None], dim=1)
-        topk_seq[:, :, cur_len] = tokens
-        topk_parent = parent
-        hits = torch.isin(tokens, eos)
-        if cur_len + 1 >= max_len:
-            hits = torch.ones_like(hits)
-
-        # the best `k` continuations that did not end keep running
-        run_scores = topk_scores + hits.to(torch.float32) * NEG
-        nxt = torch.topk(run_scores, k)[1]
-        running = torch.take_along_dim(topk_seq, nxt[:, :, None], dim=1)
-        running_scores = torch.take_along_dim(run_scores, nxt, dim=1)
-        parent = torch.take_along_dim(topk_parent, nxt, dim=1)
-
-        # the ended ones among the top `k` join the finished list if they beat its worst
-        just = hits & top_mask[None, :]
-        cand = topk_scores / ((cur_len + 1 - plen) ** s.length_penalty)
-        full = torch.all(is_finished, dim=-1, keepdim=True) & (s.early_stopping is True)
-        cand += full.to(torch.float32) * NEG
-        cand += (~open_).to(torch.float32) * NEG
-        cand += (~just) * NEG
-        m_seq = torch.cat((finished, topk_seq), dim=1)
-        m_scores = torch.cat((finished_scores, cand), dim=1)
-        m_len = torch.cat((finished_len, torch.full_like(tokens, cur_len + 1 - plen)), dim=1)
-        m_fin = torch.cat((is_finished, just), dim=1)
-        best = torch.topk(m_scores, k)[1]
-        finished = torch.take_along_dim(m_seq, best[:, :, None], dim=1)
-        finished_scores = torch.take_along_dim(m_scores, best, dim=1)
-        finished_len = torch.take_along_dim(m_len, best, dim=1)
-        is_finished = torch.take_along_dim(m_fin, best, dim=1)
-
+        b = st.active.shape[0]
+        log_probs = _process(torch.log_softmax(logits, dim=-1), cur_len, s, suppress)
+        scores, seq, parent, tokens, hits = _expand(st, log_probs, keep_k, cur_len, eos, max_len)
+        _advance(st, scores, seq, parent, hits)
+        _collect(st, scores, seq, tokens, hits, top_mask, cur_len + 1 - plen, s)
         cur_len += 1
-        # transformers' early-stop heuristic: can the best running beam still beat the worst finished one?
-        if s.early_stopping == "never" and s.length_penalty > 0.0:
-            hyp_len = max_len - plen
-        else:
-            hyp_len = cur_len - plen
-        best_running = running_scores[:, :1] / (hyp_len ** s.length_penalty)
-        worst = torch.where(is_finished, torch.min(finished_scores, dim=1, keepdim=True)[0], NEG)
-        open_ = open_ & torch.any(best_running > worst, dim=-1, keepdim=True)
-
-        done = ~open_[:, 0]
-        if s.early_stopping is True:
-            done = done | torch.all(is_finished, dim=-1)
+        done = _done(st, cur_len - plen, max_len - plen, s)
         if bool(torch.all(hits)) or bool(done.all()):
             retire(torch.arange(b, device=device))
             break
@@ -155,17 +195,14 @@ def beam_search(stepper, prompt: torch.Tensor, s: SearchSettings,
         if bool(done.any()):
             retire(done.nonzero()[:, 0])
             keep = (~done).nonzero()[:, 0]
-            running, running_scores, parent = running[keep], running_scores[keep], parent[keep]
-            finished, finished_scores = finished[keep], finished_scores[keep]
-            finished_len, is_finished, open_ = finished_len[keep], is_finished[keep], open_[keep]
-            active = active[keep]
+            st.keep(keep)
             if on_active is not None:
-                on_active(active)
-            rows = (keep[:, None] * k + parent).view(-1)
+                on_active(st.active)
+            rows = (keep[:, None] * k + st.parent).view(-1)
         else:
-            rows = (torch.arange(b, device=device)[:, None] * k + parent).view(-1)
+            rows = (torch.arange(b, device=device)[:, None] * k + st.parent).view(-1)
         stepper.select(rows, keep)
-        logits = stepper.step(running[:, :, cur_len - 1].reshape(-1))
+        logits = stepper.step(st.running[:, :, cur_len - 1].reshape(-1))
 
     width = plen + int(out_len.max())
     return out[:, :width]
