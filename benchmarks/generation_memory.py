@@ -169,7 +169,8 @@ def main(argv=None) -> int:
 
         build_418m(Path(args.base), Path(RunConfig.load(args.config).data.path), args.seed)
     rows = {}
-    own = [a for a in (argv if argv is not None else sys.argv[1:]) if not a.startswith("--json")]
+    own = ["--config", args.config, "--base", args.base, "--batch", str(args.batch), "--beam", str(args.beam),
+           "--new-tokens", str(args.new_tokens), "--threads", str(args.threads), "--seed", str(args.seed)]
     for e in engines:
         out = Path(f"/tmp/lslo-genmem-{os.getpid()}-{e}.json")
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}

@@ -415,16 +415,21 @@ def generation_variants(st: Setup) -> dict:
         with lslo.route(gsrc, gtgt):
             return lslo.base.generate(**inputs, **kw)
 
-    def gen_lean(model):
+    def gen_lean(model, on_active=None):
         why = decoding.unsupported(model, lean_kw)
         if why:
             raise SystemExit(f"speed.py: the lean search cannot run here: {why}")
         return decoding.generate(model, inputs["input_ids"], inputs["attention_mask"], inputs["decoder_input_ids"],
-                                 lean_kw)
+                                 lean_kw, on_active)
 
     def gen_lean_lslo():
         with lslo.route(gsrc, gtgt):
-            return gen_lean(lslo.base)
+            src, tgt = lslo.router.src, lslo.router.tgt
+
+            def on_active(ids):  # finished sentences left the batch: the routing follows (as LSLoModel.generate)
+                lslo.router.set(src.index_select(0, ids), tgt.index_select(0, ids))
+
+            return gen_lean(lslo.base, on_active)
 
     return {"gen_lslo": gen_lslo, "gen_base": lambda: base.generate(**inputs, **kw),
             "gen_merged": lambda: merged.generate(**inputs, **kw), "gen_lean_lslo": gen_lean_lslo,

@@ -130,6 +130,7 @@ layers, the paper's positions, counted on the meta device) parameters + Adam tak
 
 ENGINE_NAMES = {
     "lslo": "**lslo** (LSLo, mixed directions, lean search)",
+    "lslo-onednn": "lslo `--gemm onednn`",
     "lslo-int8": "lslo `--quantize int8`",
     "lslo-hf": "lslo `--engine transformers`",
     "hf-base": "transformers `generate`, plain base",
@@ -138,11 +139,41 @@ ENGINE_NAMES = {
 }
 
 
-def engine_table(d: dict) -> str:
-    rows = [[ENGINE_NAMES.get(k, k), f2(r["segments_per_s"]), f"{r['generated_tokens_per_s']:.0f}",
-             f"{r['peak_rss_mb']:.0f}", f"{100 * r['identical_to_lslo']:.1f}%",
-             f2(r["chrf++"]) if "chrf++" in r else "-"] for k, r in d["results"].items()]
-    return table(["engine", "segments/s", "generated tokens/s", "peak RSS MB", "identical to lslo", "chrF++"], rows)
+def engine_table(results: dict) -> str:
+    rows = [[ENGINE_NAMES.get(k, k), f2(r["segments_per_s"]),
+             str(r["decoder_row_steps"]) if r.get("decoder_row_steps") else "-",
+             str(r.get("generated_tokens", "-")), f"{r['peak_rss_mb']:.0f}", f"{100 * r['identical_to_lslo']:.1f}%",
+             f2(r["chrf++"]) if "chrf++" in r else "-"] for k, r in results.items()]
+    return table(["engine", "segments/s", "decoder row-steps", "generated tokens", "peak RSS MB",
+                  "identical to lslo", "chrF++"], rows)
+
+
+def rule_effect_table(effect: dict) -> str:
+    rows = [[ENGINE_NAMES.get(k, k), f"{v['speedup']:.3f}x", f"{v.get('row_steps_ratio', 0):.3f}",
+             f"{v['chrf++_change']:+.2f}" if "chrf++_change" in v else "-"] for k, v in effect.items()]
+    return table(["engine", "speed, true / false", "row-steps, true / false", "chrF++ change"], rows)
+
+
+def memory_section() -> str:
+    m = load("generation_memory")
+    st, res = m["settings"], m["results"]
+    rows = [[ENGINE_NAMES.get(k, k), mib(r["allocated_bytes"]), f"{r['resident_growth_mb']:.0f} MB",
+             f"{r['peak_rss_mb']:.0f} MB", str(r["longest_output_tokens"]), f"{r['seconds']:.0f}"]
+            for k, r in res.items()]
+    lslo = res["lslo"]
+    return f"""## Memory at the M2M-100 418M shape
+
+`python benchmarks/generation_memory.py`: one `translate` batch of {st['batch']} sentences mixing
+directions, beam {st['beam']}, at most {st['new_tokens']} new tokens, on the random-weight 418M model
+(most sentences run to the limit: the cache's worst case). Allocated: the peak of glibc's in-use
+heap bytes during the call, above the level before it. Resident: the growth of the peak resident set.
+
+{source('generation_memory')}
+{table(["engine", "allocated (peak)", "resident growth", "peak RSS", "longest output (tokens)", "seconds"], rows)}
+lslo's self-attention cache ends at {mib(lslo['cache_bytes'])}; sized for the length limit up front
+it would have been {mib(lslo['cache_bytes_if_sized_for_the_limit'])}. Ratios lslo / other:
+{", ".join(f"{k}: allocated {v['allocated']:.2f}, resident {v['resident']:.2f}" for k, v in m["ratios"].items())}.
+"""
 
 
 def generation_table() -> str:
@@ -162,53 +193,87 @@ def profile_table() -> str:
 
 def engines_page() -> str:
     d, big = load("engines"), load("engines_418m")
-    r, rb, st = d["speed_ratios"], big["speed_ratios"], d["settings"]
-    ch = d["int8_chrf_change"]
+    st, rules = d["settings"], d["rules"]
+    fast, slow = rules["true"], rules["false"]
+    r, rb = fast["speed_ratios"], big["rules"]["true"]["speed_ratios"]
+    res, eff = fast["results"], d["rule_effect"]
+    ch = fast["int8_chrf_change"]
+    goal = lambda x: "met" if x >= 1.0 else "missed"  # noqa: E731
     return f"""{GENERATED}
 # Generation engines
 
 `python benchmarks/engines.py` translates the same {st['segments']} mixed-direction Wesnoth devtest
 segments ({st['directions']} directions, seeded) with beam {st['beam']}, at most {st['max_new_tokens']}
 new tokens and length penalty {st['length_penalty']}, each engine in its own process, alternating,
-{st['repeats']} repeats, medians. `lslo` is `LSLoModel.translate` with LSLo on every paper position
-(unmerged, at zero, so the adapters cost what trained ones cost) and lslo's own beam search
-(`lslo.decoding`, the default engine); `lslo-hf` is the same model through transformers'
-`generate`; CTranslate2 runs the base converted by its own `TransformersConverter` (no adapters).
+{st['repeats']} repeats, medians, under both stopping rules. `lslo` is `LSLoModel.translate` with
+LSLo on every paper position (unmerged, at zero, so the adapters cost what trained ones cost) and
+lslo's own beam search (`lslo.decoding`, the default engine) on torch's MKL path
+(`--gemm reference`). `lslo-hf` is the same model through transformers' `generate`. CTranslate2
+runs the base converted by its own `TransformersConverter` (no adapters). The settings are
+explained in [the generation guide](../guides/generation.md).
+
+## At equal work: CTranslate2's stopping rule (`early_stopping=True`)
+
+CTranslate2 finishes a sentence once it holds `beam` finished hypotheses, which is
+`early_stopping=True`. Every engine runs this rule here.
 
 {source('engines')}
-{engine_table(d)}
-- lslo's own beam search is **{r['lslo/lslo-hf']:.2f}x** its transformers path and
-  **{r['lslo/hf-base']:.2f}x** transformers' `generate` on the plain base, with the same translations.
-- Against CTranslate2 float32 lslo runs at **{r['lslo/ct2-float32']:.2f}x** (goal ≥ 1.0: missed);
-  lslo int8 at {r['lslo-int8/ct2-int8']:.2f}x CTranslate2 int8. int8 changes chrF++ by
-  {ch['lslo-int8-lslo']:+.2f} in lslo (only {100 * d['results']['lslo-int8']['identical_to_lslo']:.1f}% of the
-  translations stay identical to float32) and by {ch['ct2-int8-ct2-float32']:+.2f} in CTranslate2.
+{engine_table(res)}
+- Against CTranslate2 float32, lslo runs at **{r['lslo/ct2-float32']:.2f}x** at equal work (goal
+  ≥ 1.0: {goal(r['lslo/ct2-float32'])}).
+- Under the same rule, {100 * res['ct2-float32']['identical_to_lslo']:.0f}% of CTranslate2's translations
+  equal lslo's. The rest come from two implementations rounding differently.
+- lslo's own search is **{r['lslo/lslo-hf']:.2f}x** its transformers path and **{r['lslo/hf-base']:.2f}x**
+  transformers' `generate` on the plain base, with the same translations. It also runs fewer decoder
+  row-steps ({res['lslo']['decoder_row_steps']} against {res['lslo-hf']['decoder_row_steps']}),
+  because finished sentences leave the batch.
+- int8: lslo int8 runs at {r['lslo-int8/ct2-int8']:.2f}x CTranslate2 int8 (goal ≥ 1.0:
+  {goal(r['lslo-int8/ct2-int8'])}) and at {1 / r['lslo/lslo-int8']:.2f}x lslo float32.
+  - It changes chrF++ by {ch['lslo-int8-lslo']:+.2f} against float32;
+    {100 * res['lslo-int8']['identical_to_lslo']:.1f}% of its translations stay identical.
+  - CTranslate2 int8 changes chrF++ by {ch['ct2-int8-ct2-float32']:+.2f};
+    {100 * res['ct2-int8']['identical_to_lslo']:.1f}% of its translations equal lslo float32's.
+- `--gemm onednn` (oneDNN on pre-packed weights) runs at {1 / r['lslo/lslo-onednn']:.2f}x torch's MKL
+  path on this processor, with {100 * res['lslo-onednn']['identical_to_lslo']:.1f}% identical
+  translations. `--gemm auto` therefore keeps MKL on Intel. It takes oneDNN elsewhere, as
+  CTranslate2 does.
 
-!!! warning "The two engines do not stop at the same point"
-    With a length penalty, CTranslate2 finishes a sentence as soon as it holds `beam` finished
-    hypotheses (transformers' `early_stopping=True`); lslo follows transformers' default
-    (`early_stopping=False`: it goes on while a running beam could still win). CTranslate2 so runs
-    fewer decoder steps on some sentences: the speed ratio above compares unequal work, and this is
-    one reason why only {100 * d['results']['ct2-float32']['identical_to_lslo']:.0f}% of CTranslate2's
-    translations equal lslo's. The ratio also depends on the processor (the GEMM library each engine
-    picks differs by CPU vendor); this run's processor is named in the source box.
+## transformers' default rule (`early_stopping=False`)
+
+Under this rule a sentence goes on while a running beam could still win. CTranslate2 has no such
+rule, so it does not run here.
+
+{engine_table(slow["results"])}
+What `early_stopping=True` changes, per engine:
+
+{rule_effect_table(eff)}
+On this sample the rule saves {100 * (1 - eff['lslo']['row_steps_ratio']):.1f}% of lslo's decoder
+row-steps, at {eff['lslo']['chrf++_change']:+.2f} chrF++. It stays off by default (transformers'
+behaviour); `--early-stopping` turns it on.
 
 ## At the M2M-100 418M shape
 
-Random weights (so every sentence runs to the length limit), {big['settings']['segments']} segments,
-{big['settings']['max_new_tokens']} new tokens, {big['settings']['repeats']} repeats: lslo is
-{rb['lslo/lslo-hf']:.2f}x its transformers path and {rb['lslo/ct2-float32']:.2f}x CTranslate2 float32;
-lslo int8 is {rb['lslo-int8/ct2-int8']:.2f}x CTranslate2 int8.
+Random weights (so sentences run to the length limit, and both rules do the same work),
+{big['settings']['segments']} segments, {big['settings']['max_new_tokens']} new tokens,
+{big['settings']['repeats']} repeats, `early_stopping=True`:
+
+- lslo is {rb['lslo/lslo-hf']:.2f}x its transformers path and {rb['lslo/ct2-float32']:.2f}x CTranslate2
+  float32 (goal ≥ 1.0: {goal(rb['lslo/ct2-float32'])}).
+- lslo int8 is {rb['lslo-int8/ct2-int8']:.2f}x CTranslate2 int8 (goal ≥ 1.0:
+  {goal(rb['lslo-int8/ct2-int8'])}) and {1 / rb['lslo/lslo-int8']:.2f}x lslo float32.
 
 {source('engines_418m')}
-{engine_table(big)}
+{engine_table(big["rules"]["true"]["results"])}
+{memory_section()}
 ## The beam-search cache on transformers' path
 
-After every beam step transformers reorders the whole cache by beam, cross-attention keys and
-values included, although a sentence's beams share them. On transformers' path
-(`--engine transformers`) `LSLoModel.generate` passes a cache that reorders the self-attention part
-only (`lslo.tuner.beam_cache.BeamSearchCache`); `python benchmarks/generation.py` times `translate`
-of {load('generation')['settings']['segments']} mixed segments with it and with transformers' own.
+After every beam step, transformers reorders the whole cache by beam. That includes the
+cross-attention keys and values, although a sentence's beams share them. On transformers' path
+(`--engine transformers`), `LSLoModel.generate` passes a cache that reorders only the
+self-attention part (`lslo.tuner.beam_cache.BeamSearchCache`).
+
+`python benchmarks/generation.py` times `translate` of
+{load('generation')['settings']['segments']} mixed segments with this cache and with transformers' own.
 
 {source('generation')}
 {generation_table()}

@@ -91,7 +91,7 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--engine", choices=ENGINES, help="generation engine: lslo (lean beam search) | "
                         "transformers (its generate); default: the run's eval.engine")
-    parser.add_argument("--quantize", choices=QUANTIZE, help="none | int8: dynamic int8 linear layers on the CPU "
+    parser.add_argument("--quantize", choices=QUANTIZE, help="none | int8: int8 linear layers on the CPU, a scale per row and per token "
                         "(LSLo adapters stay float32); default: the run's eval.quantize")
     parser.add_argument("--gemm", choices=GEMMS, help="matrix library of float32 linear layers on the CPU: auto "
                         "(MKL on Intel, pre-packed oneDNN elsewhere) | reference (token-identical to "

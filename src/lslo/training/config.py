@@ -129,8 +129,8 @@ class EvalConfig:
     length_penalty: float = _f(1.0, "beam search's length penalty")
     engine: str = _f("lslo", "generation: lslo (lean beam search for M2M-100/NLLB, the same translations as "
                              "transformers' generate, faster; other models use transformers') | transformers")
-    quantize: str = _f("none", "none | int8: dynamic int8 linear layers on the CPU (LSLo adapters stay float32; "
-                               "faster, slightly different translations)")
+    quantize: str = _f("none", "none | int8: int8 linear layers on the CPU, a scale per weight row and per token "
+                               "(LSLo adapters stay float32; 4x smaller weights, slightly different translations)")
     gemm: str = _f("auto", "matrix library of the float32 linear layers on the CPU: auto (MKL on Intel, oneDNN "
                            "with pre-packed weights elsewhere, as CTranslate2 chooses) | reference (torch's own, "
                            "token-identical to transformers' generate) | onednn")
