@@ -84,15 +84,15 @@ def checkpoint_identity(run: str, used: str) -> dict:
 
 
 def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--engine``, ``--quantize``, ``--gemm`` and ``--early-stopping`` of translate, evaluate and serve."""
+    """``--engine``, ``--quantize``, ``--gemm`` and ``--early-stopping`` of translate, evaluate, serve."""
     from lslo.decoding.gemm import GEMMS
     from lslo.decoding.quantize import QUANTIZE
     from lslo.tuner.model import ENGINES
 
     parser.add_argument("--engine", choices=ENGINES, help="generation engine: lslo (lean beam search) | "
                         "transformers (its generate); default: the run's eval.engine")
-    parser.add_argument("--quantize", choices=QUANTIZE, help="none | int8: int8 linear layers on the CPU, a scale per row and per token "
-                        "(LSLo adapters stay float32); default: the run's eval.quantize")
+    parser.add_argument("--quantize", choices=QUANTIZE, help="none | int8: int8 linear layers on the CPU, a scale "
+                        "per row and per token (LSLo adapters stay float32); default: the run's eval.quantize")
     parser.add_argument("--gemm", choices=GEMMS, help="matrix library of float32 linear layers on the CPU: auto "
                         "(MKL on Intel, pre-packed oneDNN elsewhere) | reference (token-identical to "
                         "transformers) | onednn; default: the run's eval.gemm")

@@ -13,8 +13,9 @@ path of every float32 CPU ``nn.Linear``, through :data:`GEMMS`:
   differs from MKL's in the last bits (about 1e-6 relative), so a beam may tie-break differently:
   the tests bound the change on the testbed (chrF++ and the share of identical translations).
 - ``auto``: CTranslate2's rule: ``reference`` (MKL) on a GenuineIntel processor, ``onednn`` on
-  any other. Measured end to end by ``benchmarks/engines.py`` (engine ``lslo-onednn``); the docs' engines page has the
-  numbers and the processors they were measured on. The CLI's default (``eval.gemm``).
+  any other. Measured end to end by ``benchmarks/engines.py`` (engine ``lslo-onednn``); the docs'
+  engines page has the numbers and the processors they were measured on. The CLI's default
+  (``eval.gemm``).
 
 Only inference uses the packed weight: with gradients enabled, or once the weight has been changed
 in place (its version counter moved), a layer runs ``F.linear`` again. The packed copy is one more
