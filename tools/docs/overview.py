@@ -14,7 +14,7 @@ PAGES_OF = {
     "demo": "demo.md", "demo_runs": "demo.md", "speed": "speed.md", "speed_packed_vs_padded": "speed.md",
     "memory": "memory.md", "engines": "engines.md", "engines_418m": "engines.md", "generation": "engines.md",
     "profile_generation": "engines.md", "generation_memory": "engines.md", "serve": "serving.md",
-    "serve_beam_cache": "serving.md",
+    "serve_beam_cache": "serving.md", "serve_pool": "serving.md",
     "serve_soak_side_by_side": "serving.md", "full_shape": "full-shape.md", "base_quality": "../testbed.md",
 }
 
