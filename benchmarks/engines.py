@@ -118,9 +118,6 @@ def worker(engine: str, work: dict, threads: int) -> dict:
                                    length_penalty=g["length_penalty"], beam_cache=engine == "lslo-hf",
                                    early_stopping=rule,
                                    engine="transformers" if engine in ("lslo-hf", "hf-base") else "lslo")
-
-        def count(outs):
-            return sum(len(x) for x in tok(outs, add_special_tokens=False)["input_ids"])
     else:
         import ctranslate2
         from transformers import AutoTokenizer
@@ -128,22 +125,15 @@ def worker(engine: str, work: dict, threads: int) -> dict:
         tok = AutoTokenizer.from_pretrained(work["base"])
         translator = ctranslate2.Translator(work["ct2"], device="cpu", compute_type=engine.split("-")[1],
                                             inter_threads=1, intra_threads=threads)
-        lang = {c: tok.convert_ids_to_tokens(tok.convert_tokens_to_ids(f"__{c}__")) for c in set(src) | set(tgt)}
 
         def run(tx, s, t):
-            sources = []
-            for text, code in zip(tx, s):
-                ids = tok(text, add_special_tokens=False)["input_ids"][: g["max_source_tokens"]]
-                sources.append([lang[code], *tok.convert_ids_to_tokens(ids), tok.eos_token])
-            res = translator.translate_batch(sources, target_prefix=[[lang[c]] for c in t], beam_size=g["beam"],
-                                             max_decoding_length=g["max_new_tokens"] + 1,
-                                             length_penalty=g["length_penalty"], max_batch_size=g["batch_size"],
-                                             batch_type="examples")
-            return [tok.decode(tok.convert_tokens_to_ids(r.hypotheses[0][1:]), skip_special_tokens=True).strip()
-                    for r in res]
+            return ct2_translate(translator, tok, tx, s, t, beam=g["beam"], max_new_tokens=g["max_new_tokens"],
+                                 length_penalty=g["length_penalty"], batch_size=g["batch_size"],
+                                 max_source_tokens=g["max_source_tokens"])
 
-        def count(outs):
-            return sum(len(x) for x in tok(outs, add_special_tokens=False)["input_ids"])
+    def count(outs):
+        return sum(len(x) for x in tok(outs, add_special_tokens=False)["input_ids"])
+
     run(texts[:2], src[:2], tgt[:2])  # warm-up: first-call allocations and lazy init stay out of the time
     steps.update(row_steps=0, calls=0)
     t0 = time.perf_counter()
@@ -152,6 +142,19 @@ def worker(engine: str, work: dict, threads: int) -> dict:
     return {"engine": engine, "rule": work["rule"], "seconds": seconds, "outputs": outs,
             "generated_tokens": count(outs), "decoder_row_steps": steps["row_steps"] if steps["calls"] else None,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def ct2_translate(translator, tok, texts, src, tgt, *, beam: int, max_new_tokens: int, length_penalty: float,
+                  batch_size: int, max_source_tokens: int = 1022) -> list[str]:
+    """Translate with a CTranslate2 translator of an M2M-100 model: the source language token, the
+    source pieces and the end token in, the target language token as the prefix, the best
+    hypothesis decoded back to text (the same tokenizer on both sides)."""
+    sources = [[f"__{s}__", *tok.convert_ids_to_tokens(tok(x, add_special_tokens=False)["input_ids"][:max_source_tokens]),
+                tok.eos_token] for x, s in zip(texts, src)]
+    res = translator.translate_batch(sources, target_prefix=[[f"__{t}__"] for t in tgt], beam_size=beam,
+                                     max_decoding_length=max_new_tokens + 1, length_penalty=length_penalty,
+                                     max_batch_size=batch_size, batch_type="examples")
+    return [tok.decode(tok.convert_tokens_to_ids(r.hypotheses[0][1:]), skip_special_tokens=True).strip() for r in res]
 
 
 def count_decoder_rows(decoder, steps: dict) -> None:
@@ -357,15 +360,6 @@ def rule_effect(by_rule: dict) -> dict:
         if "chrf++" in slow:
             out[e]["chrf++_change"] = round(fast["chrf++"] - slow["chrf++"], 2)
     return out
-
-
-def _version(name: str) -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version(name)
-    except Exception:
-        return None
 
 
 if __name__ == "__main__":

@@ -82,6 +82,7 @@ def pool_service(cfg, codes, dirs, gen: dict, work: Path, opts: dict):
     """K CTranslate2 translators, one per merged direction, behind lslo's service with one-direction
     batches; only the translators and the tokenizer are loaded (no LSLo model)."""
     import ctranslate2
+    from engines import ct2_translate
     from transformers import AutoTokenizer
 
     from lslo.serving.app import TranslationService
@@ -89,18 +90,12 @@ def pool_service(cfg, codes, dirs, gen: dict, work: Path, opts: dict):
     tok = AutoTokenizer.from_pretrained(str(cfg.model))
     translators = {(s, t): ctranslate2.Translator(str(work / f"ct2-{s}-{t}"), device="cpu", compute_type="float32",
                                                   inter_threads=1, intra_threads=gen["threads"]) for s, t in dirs}
-    lang = {c: f"__{c}__" for c in codes}
 
     def translate(texts, src, tgt, batch_size):
-        (s, t), = set(zip(src, tgt))  # the direction policy: one direction per batch
-        sources = [[lang[s], *tok.convert_ids_to_tokens(tok(x, add_special_tokens=False)["input_ids"][:1022]),
-                    tok.eos_token] for x in texts]
-        res = translators[(s, t)].translate_batch(
-            sources, target_prefix=[[lang[t]]] * len(texts), beam_size=gen["num_beams"],
-            max_decoding_length=gen["max_new_tokens"] + 1, length_penalty=gen["length_penalty"],
-            max_batch_size=batch_size, batch_type="examples")
-        return [tok.decode(tok.convert_tokens_to_ids(r.hypotheses[0][1:]), skip_special_tokens=True).strip()
-                for r in res]
+        (direction,) = set(zip(src, tgt))  # the direction policy: one direction per batch
+        return ct2_translate(translators[direction], tok, texts, src, tgt, beam=gen["num_beams"],
+                             max_new_tokens=gen["max_new_tokens"], length_penalty=gen["length_penalty"],
+                             batch_size=batch_size)
 
     def count(text):
         return len(tok(text, add_special_tokens=False)["input_ids"]) + 2

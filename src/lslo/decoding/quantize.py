@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lslo.decoding.gemm import PackedLinear
 from lslo.errors import LSLoError
 
 QUANTIZE = ("none", "int8")
@@ -57,7 +58,7 @@ class Int8Linear(nn.Module):
 def _swap(module: nn.Module) -> int:
     n = 0
     for name, child in module.named_children():
-        if type(child) is nn.Linear or type(child).__name__ == "PackedLinear":
+        if type(child) in (nn.Linear, PackedLinear):
             setattr(module, name, Int8Linear(child))
             n += 1
         else:
