@@ -335,3 +335,47 @@ def test_zero_rank_languages_and_all_zero_ranks():
     router.set(torch.tensor([0, 1]), torch.tensor([1, 0]))
     x = torch.randn(2, 3, 12)
     torch.testing.assert_close(z(x), z.base(x))
+
+
+def test_no_grad_rows_are_gathered_once_per_routing_and_follow_edits():
+    """Without autograd the gathered per-sentence rows are kept by the router while its routing
+    stands (a decoding's steps reuse them); an in-place edit of A, B or the scales, a new routing,
+    or a full budget make them be gathered again, with the reference's values every time."""
+    m, router = make_layer(seed=21)
+    ids = torch.tensor([1, 4, 0, 2])
+    x = torch.randn(8, 1, 12)  # 4 sentences x 2 beams, one position: a decoding step
+    def check():
+        with torch.no_grad():
+            fast, ref = m(x), m.forward_reference(x)
+        torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
+
+    router.set(ids, ids)
+    check()
+    check()
+    assert len(router._memo) == 1
+    kept = next(iter(router._memo.values()))[1][0]
+    check()
+    assert next(iter(router._memo.values()))[1][0] is kept  # the same gathered tensor serves each step
+    with torch.no_grad():
+        m.lora_A.mul_(2.0)  # an optimizer step between evaluations
+        m.scale[1] = 0.5
+    check()
+    assert next(iter(router._memo.values()))[1][0] is not kept
+    router.set(ids.flip(0), ids.flip(0))  # a sentence left / a new batch: a new routing
+    assert not router._memo
+    check()
+    router.clear()
+    router.memo_limit = 0  # nothing fits: the rows are gathered every call, and nothing is kept
+    router.set(ids, ids)
+    check()
+    assert not router._memo and router._memo_bytes == 0
+    router.clear()
+
+
+def test_grad_path_keeps_nothing_in_the_memo():
+    m, router = make_layer(seed=22)
+    ids = torch.tensor([1, 4])
+    router.set(ids, ids)
+    m(torch.randn(2, 3, 12)).sum().backward()
+    assert not router._memo
+    router.clear()

@@ -162,12 +162,14 @@ class M2M100Stepper:
 
     def _gather(self, rows: torch.Tensor) -> None:
         """Rows ``rows`` of the self-attention cache become the cache, in that order."""
-        n = self.length
-        size = n * rows.shape[0] * self.heads * self.head_dim
-        for i, bufs in enumerate(self._buffers):
+        n, width = self.length, self.heads * self.head_dim
+        # one gather over (position, row) pairs of the flat (positions x rows, width) prefix: a dim-0
+        # index_select of contiguous rows runs about twice as fast as a dim-1 one over (positions, rows)
+        flat = (torch.arange(n, device=rows.device)[:, None] * self.rows + rows[None, :]).view(-1)
+        for bufs in self._buffers:
             for which in (0, 1):
-                out = self._spare[:size].view(n, rows.shape[0], self.heads, self.head_dim)
-                torch.index_select(self._cache(i, which)[:n], 1, rows, out=out)
+                src = bufs[which][:n * self.rows * width].view(-1, width)
+                torch.index_select(src, 0, flat, out=self._spare[:flat.shape[0] * width].view(-1, width))
                 bufs[which], self._spare = self._spare, bufs[which]
         self.rows = rows.shape[0]
 

@@ -42,16 +42,42 @@ class Router:
     ``generate`` (``repeat_interleave``), so sentence i owns rows i*k .. i*k+k-1.
     """
 
+    MEMO_BYTES = 256 << 20  # the most the layers' gathered rows (:meth:`memo`) may hold at once
+
     def __init__(self) -> None:
         self.src: torch.Tensor | None = None
         self.tgt: torch.Tensor | None = None
         self._expanded: dict[tuple[str, int, torch.device], torch.Tensor] = {}
         self._groups: dict[tuple[str, int, torch.device], tuple[torch.Tensor, int]] = {}
+        self._memo: dict[tuple, tuple[tuple, tuple, int]] = {}
+        self._memo_bytes = 0
+        self.memo_limit = self.MEMO_BYTES
 
     def set(self, src: torch.Tensor | None, tgt: torch.Tensor | None) -> None:
         self.src, self.tgt = src, tgt
         self._expanded = {}
         self._groups = {}
+        self._memo, self._memo_bytes = {}, 0
+
+    def memo(self, key: tuple, version: tuple, build) -> tuple:
+        """``build()``'s tensors, kept while this routing stands and ``version`` is unchanged.
+
+        A decoding calls every layer once per step with the same sentences: each layer's gathered
+        per-sentence adapter rows are built once per routing (``set`` drops them, and a sentence
+        leaving the batch is a new routing) instead of once per step. At most ``memo_limit`` bytes
+        are kept; beyond that ``build()`` runs every time."""
+        hit = self._memo.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        value = build()
+        size = sum(t.numel() * t.element_size() for t in value if t is not None)
+        if hit is not None:
+            self._memo_bytes -= hit[2]
+            del self._memo[key]
+        if self._memo_bytes + size <= self.memo_limit:
+            self._memo[key] = (version, value, size)
+            self._memo_bytes += size
+        return value
 
     def clear(self) -> None:
         self.set(None, None)
@@ -195,12 +221,22 @@ def routed_lora(
     needed, the update is added to ``out`` in place and ``out`` is returned.
     """
     dtype = x.dtype if dtype is None else dtype
-    if torch.is_grad_enabled() and (x.requires_grad or lora_A.requires_grad or lora_BT.requires_grad):
+    if needs_autograd(x, lora_A, lora_BT):
         delta = _RoutedLoRA.apply(x, lora_A, lora_BT, comp, mult, dtype)
         return delta if out is None else out + delta
+    return apply_rows(x, _gather_rows(lora_A, comp, dtype), _gather_rows(lora_BT, comp, dtype), mult, dtype,
+                      out=out)
+
+
+def needs_autograd(x: torch.Tensor, lora_A: torch.Tensor, lora_BT: torch.Tensor) -> bool:
+    return torch.is_grad_enabled() and (x.requires_grad or lora_A.requires_grad or lora_BT.requires_grad)
+
+
+def apply_rows(x: torch.Tensor, a_rows: torch.Tensor, b_rows: torch.Tensor, mult: torch.Tensor | None,
+               dtype: torch.dtype, *, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``routed_lora`` without autograd from gathered rows: A rows (N, r, d_in), B^T rows (N, r, d_out)."""
     xc = x if x.dtype == dtype else x.to(dtype)
-    xa = _times(torch.bmm(xc, _gather_rows(lora_A, comp, dtype).transpose(1, 2)), mult)
-    b_rows = _gather_rows(lora_BT, comp, dtype)
+    xa = _times(torch.bmm(xc, a_rows.transpose(1, 2)), mult)
     if out is not None and out.dtype == dtype:
         return out.baddbmm_(xa, b_rows)
     delta = torch.bmm(xa, b_rows)
@@ -383,14 +419,34 @@ class LSLoLinear(WrapsLinear):
         n = ids.shape[0]
         drop = self.dropout
         h = (x if type(drop) is nn.Identity else drop(x)).reshape(n, -1, x.shape[-1])
+        dtype = _compute_dtype(h)
+        o = out.view(n, -1, out.shape[-1]) if out.is_contiguous() else None  # accumulate in place
+        if not needs_autograd(h, self.lora_A, self.lora_BT):
+            a_rows, b_rows, mult = self._rows_for(ids, dtype)
+            delta = apply_rows(h, a_rows, b_rows, mult, dtype, out=o)
+            return delta.view_as(out) if o is not None else out + delta.view_as(out)
         comp = self.comp_index.index_select(0, ids)
         mult = self._mult_or_none()
         mult = None if mult is None else mult.index_select(0, ids)
-        dtype = _compute_dtype(h)
-        if out.is_contiguous():  # accumulate into the base output (in place when no autograd is needed)
-            o = out.view(n, -1, out.shape[-1])
+        if o is not None:
             return routed_lora(h, self.lora_A, self.lora_BT, comp, mult, dtype, out=o).view_as(out)
         return out + routed_lora(h, self.lora_A, self.lora_BT, comp, mult, dtype).view_as(out)
+
+    def _rows_for(self, ids: torch.Tensor, dtype: torch.dtype):
+        """The sentences' gathered A rows, B^T rows and scales (``ids``: one language per
+        sentence), memoised by the router while its routing and these tensors are unchanged."""
+        def build():
+            comp = self.comp_index.index_select(0, ids)
+            mult = self._mult_or_none()
+            return (_gather_rows(self.lora_A, comp, dtype), _gather_rows(self.lora_BT, comp, dtype),
+                    None if mult is None else mult.index_select(0, ids))
+
+        tensors = (self.lora_A, self.lora_BT, self.scale, self.comp_index)
+        try:
+            version = tuple((t.data_ptr(), t._version) for t in tensors)
+        except RuntimeError:  # inference tensors have no version counter: nothing is kept
+            return build()
+        return self.router.memo((id(self), id(ids), dtype), version, build)
 
     def _mult_table(self) -> torch.Tensor:
         """(L, r_max): the language's scale on its own slots, 0 on the slots beyond its rank."""
