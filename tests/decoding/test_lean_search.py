@@ -196,3 +196,58 @@ def test_int8_stays_close_to_float32_on_the_testbed_base(testbed):
     assert float(kl.mean()) < 0.05  # 0.008 measured
     assert float((ref.argmax(-1) == got.argmax(-1)).float().mean()) > 0.85  # 0.94 measured
     assert not torch.equal(ref, got)  # really quantised
+
+
+def _encoders(model, b):
+    with torch.no_grad(), model.route(b["src_lang"], b["tgt_lang"]):
+        ref = model.base.model.encoder(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state
+        rows, padder = stepper_module.encode(model.base, b["input_ids"], b["attention_mask"])
+    return ref, rows, padder
+
+
+@pytest.mark.parametrize("fixture", ["m2m_dir", "nllb_dir"])
+def test_encoder_without_padding_equals_the_models_encoder(fixture, request):
+    """The lean encoder runs its token-wise ops (the LSLo layers' bases included) on the real tokens
+    only, and its output equals the model's encoder at every real position, bit for bit."""
+    model, b = tiny(request, fixture)
+    real = int(b["attention_mask"].sum())
+    assert real < b["attention_mask"].numel()  # the batch has padding
+    seen = []
+    fc1 = model.base.model.encoder.layers[0].fc1
+    assert hasattr(fc1, "adapter_delta")  # an LSLo layer: its base runs on the real tokens
+    fc1.base.register_forward_pre_hook(lambda _m, args: seen.append(args[0].shape[0]))
+    ref, rows, padder = _encoders(model, b)
+    assert seen == [b["input_ids"].shape[0], real]  # the model's encoder saw every row, lslo's only the real ones
+    assert rows.shape == (real, ref.shape[-1]) and torch.equal(rows, padder.pack(ref))
+    assert torch.equal(padder.pad(rows)[~b["attention_mask"].bool()], torch.zeros(ref.numel() // ref.shape[-1] - real,
+                                                                                 ref.shape[-1]))
+
+
+def test_encoder_without_padding_on_a_full_batch_and_other_modules(m2m_dir):
+    """No padding: nothing is gathered. A module that is neither a linear nor an adapter layer
+    runs on the padded layout it was written for, and the output is unchanged."""
+    model = load_lslo(m2m_dir, seed=4)
+    pieces = model.tokenizer(["Kinder spielen im Park."] * 2, add_special_tokens=False)["input_ids"]
+    b = build_batch(model.language_tokens(), pieces, ["en", "fr"], ["de", "en"])
+    assert bool(b["attention_mask"].all())
+    ref, rows, padder = _encoders(model, b)
+    assert padder.idx is None and torch.equal(rows, ref.reshape(-1, ref.shape[-1]))
+
+    b = build_batch(model.language_tokens(), model.tokenizer(TEXTS, add_special_tokens=False)["input_ids"], SRC, TGT)
+    shapes = []
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            shapes.append(tuple(x.shape))
+            return self.inner(x)
+
+    layer = model.base.model.encoder.layers[1]
+    expected, _, _ = _encoders(model, b)
+    layer.fc2 = Wrapped(layer.fc2)
+    _, rows, padder = _encoders(model, b)
+    assert shapes[-1][:2] == tuple(b["input_ids"].shape)  # the padded layout
+    assert torch.equal(rows, padder.pack(expected))

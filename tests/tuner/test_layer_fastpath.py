@@ -379,3 +379,20 @@ def test_grad_path_keeps_nothing_in_the_memo():
     m(torch.randn(2, 3, 12)).sum().backward()
     assert not router._memo
     router.clear()
+
+
+@pytest.mark.parametrize("shape", [(4, 7, 12), (8, 1, 12)])  # 4 sentences; or 4 sentences x 2 beams
+def test_adapter_delta_plus_base_is_forward_bit_for_bit(shape):
+    m, router = make_layer(seed=23)
+    ids = torch.tensor([1, 4, 0, 2])
+    x = torch.randn(shape)
+    router.set(ids, ids.flip(0))
+    with torch.no_grad():
+        whole, delta = m(x), m.adapter_delta(x)
+        assert delta.shape == whole.shape and torch.equal(m.base(x) + delta, whole)
+        assert float(delta.abs().max()) > 0
+    router.clear()
+    zero, router = make_layer(ranks=[0] * len(RANKS), seed=23)
+    router.set(ids, ids)
+    assert zero.adapter_delta(x) is None
+    router.clear()

@@ -35,6 +35,74 @@ def is_m2m100(model: nn.Module) -> bool:
             and hasattr(inner, "encoder") and hasattr(inner, "decoder"))
 
 
+class Padder:
+    """The real tokens of a padded batch (CTranslate2's padder): :meth:`pack` keeps the real
+    positions of a (B, L, d) tensor as (N, d) rows, :meth:`pad` puts (N, d) rows back, zeros at
+    the padding. Every token-wise op of the encoder (LayerNorms, projections, feed-forward) runs on
+    the N real rows; only attention sees the padded layout."""
+
+    def __init__(self, attention_mask: torch.Tensor | None, batch: int, length: int) -> None:
+        self.batch, self.length = batch, length
+        real = None if attention_mask is None else attention_mask.bool().reshape(-1)
+        self.idx = None if real is None or bool(real.all()) else real.nonzero()[:, 0]
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, x.shape[-1])
+        return flat if self.idx is None else flat.index_select(0, self.idx)
+
+    def pad(self, rows: torch.Tensor) -> torch.Tensor:
+        if self.idx is None:
+            return rows.view(self.batch, self.length, rows.shape[-1])
+        out = rows.new_zeros(self.batch * self.length, rows.shape[-1])
+        return out.index_copy_(0, self.idx, rows).view(self.batch, self.length, rows.shape[-1])
+
+
+def _token_linear(linear: nn.Module, rows: torch.Tensor, padder: Padder, padded: torch.Tensor | None = None):
+    """``linear`` on the real-token rows (N, d_in). A plain linear runs on those rows; an adapter
+    layer (``adapter_delta``, routed per sentence) runs its base there and adds its update computed
+    on the padded (B, L, d_in) layout (``padded``, when the caller has it); any other module runs
+    on the padded layout, so it sees the shapes it was written for."""
+    from lslo.decoding.quantize import Int8Linear
+
+    if isinstance(linear, (nn.Linear, Int8Linear)):
+        return linear(rows)
+    if hasattr(linear, "adapter_delta") and hasattr(linear, "base"):
+        out = linear.base(rows)
+        delta = linear.adapter_delta(padder.pad(rows) if padded is None else padded)
+        return out if delta is None else out.add_(padder.pack(delta))
+    return padder.pack(linear(padder.pad(rows) if padded is None else padded))
+
+
+def encode(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None):
+    """The encoder's output as real-token rows (N, d) and their :class:`Padder`; equal, position by
+    position, to ``model.model.encoder(...)`` (the tests compare them), with the padding left out of
+    every token-wise op."""
+    encoder = model.model.encoder
+    batch, length = input_ids.shape
+    padder = Padder(attention_mask, batch, length)
+    x = encoder.embed_tokens(input_ids)
+    x = x + encoder.embed_positions(input_ids, x).to(x.device)
+    mask = None if padder.idx is None else attention_mask.bool()[:, None, None, :]
+    rows = padder.pack(x)
+    for layer in encoder.layers:
+        att = layer.self_attn
+        heads, hd = att.num_heads, att.head_dim
+        h = layer.self_attn_layer_norm(rows)
+        h_pad = None if isinstance(att.q_proj, nn.Linear) else padder.pad(h)
+
+        def split(proj):
+            out = padder.pad(_token_linear(proj, h, padder, h_pad))
+            return out.view(batch, length, heads, hd).transpose(1, 2)
+
+        a = F.scaled_dot_product_attention(split(att.q_proj), split(att.k_proj), split(att.v_proj),
+                                           attn_mask=mask, scale=att.scaling)
+        a = a.transpose(1, 2).reshape(batch, length, -1)
+        rows = rows + _token_linear(att.out_proj, padder.pack(a), padder, a)
+        h = layer.final_layer_norm(rows)
+        rows = rows + _token_linear(layer.fc2, layer.activation_fn(_token_linear(layer.fc1, h, padder)), padder)
+    return encoder.layer_norm(rows), padder
+
+
 class M2M100Stepper:
     """Encoder once, then one decoder position per :meth:`step` for ``rows`` = sentences x beams.
 
@@ -50,10 +118,9 @@ class M2M100Stepper:
         self.beams = beams
         first = self.layers[0].self_attn
         self.heads, self.head_dim = first.num_heads, first.head_dim
-        encoder = model.model.encoder
-        enc = encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        batch, src_len, dim = enc.shape
-        self.dim = dim
+        enc, padder = encode(model, input_ids, attention_mask)
+        batch, src_len = input_ids.shape
+        self.dim = dim = enc.shape[-1]
         # transformers passes no encoder mask to attention when no source token is padding
         if attention_mask is not None and not bool(attention_mask.bool().all()):
             self.cross_mask: torch.Tensor | None = attention_mask.bool()[:, None, None, :]
@@ -62,8 +129,9 @@ class M2M100Stepper:
         self.cross: list[tuple[torch.Tensor, torch.Tensor]] = []
         for layer in self.layers:
             att = layer.encoder_attn
-            k = att.k_proj(enc).view(batch, src_len, self.heads, self.head_dim).transpose(1, 2)
-            v = att.v_proj(enc).view(batch, src_len, self.heads, self.head_dim).transpose(1, 2)
+            enc_pad = None if isinstance(att.k_proj, nn.Linear) else padder.pad(enc)
+            k, v = (padder.pad(_token_linear(proj, enc, padder, enc_pad))
+                    .view(batch, src_len, self.heads, self.head_dim).transpose(1, 2) for proj in (att.k_proj, att.v_proj))
             self.cross.append((k, v))
         self.max_length = max_length
         # self-attention keys/values, time-major: (capacity, rows, heads, head dim) views of flat

@@ -432,6 +432,20 @@ class LSLoLinear(WrapsLinear):
             return routed_lora(h, self.lora_A, self.lora_BT, comp, mult, dtype, out=o).view_as(out)
         return out + routed_lora(h, self.lora_A, self.lora_BT, comp, mult, dtype).view_as(out)
 
+    def adapter_delta(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The adapters' update for ``x`` without autograd, routed as :meth:`forward` routes it,
+        shaped like ``self.base(x)``; None when every rank is 0. ``base(x) + adapter_delta(x)``
+        equals ``forward(x)`` bit for bit, so a caller may run the base on other rows (lslo's
+        encoder runs it on the real tokens only, without the padding) and add the update."""
+        if self.lora_A.shape[0] == 0:
+            return None
+        ids, _ = self.router.groups(self.routing, x.shape[0], x.device)
+        drop = self.dropout
+        h = (x if type(drop) is nn.Identity else drop(x)).reshape(ids.shape[0], -1, x.shape[-1])
+        dtype = _compute_dtype(h)
+        a_rows, b_rows, mult = self._rows_for(ids, dtype)
+        return apply_rows(h, a_rows, b_rows, mult, dtype).view(*x.shape[:-1], self.out_features)
+
     def _rows_for(self, ids: torch.Tensor, dtype: torch.dtype):
         """The sentences' gathered A rows, B^T rows and scales (``ids``: one language per
         sentence), memoised by the router while its routing and these tensors are unchanged."""
