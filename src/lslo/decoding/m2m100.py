@@ -115,6 +115,12 @@ class M2M100Stepper:
         self.model = model
         self.decoder = model.model.decoder
         self.layers = list(self.decoder.layers)
+        # each layer's modules, looked up once (nn.Module attribute lookups cost ~1 us each, per step)
+        self._plan = [(layer.self_attn_layer_norm, layer.self_attn.q_proj, layer.self_attn.k_proj,
+                       layer.self_attn.v_proj, layer.self_attn.out_proj, layer.self_attn.scaling,
+                       layer.encoder_attn_layer_norm, layer.encoder_attn.q_proj, layer.encoder_attn.out_proj,
+                       layer.encoder_attn.scaling, layer.final_layer_norm, layer.fc1, layer.activation_fn, layer.fc2)
+                      for layer in self.layers]
         self.beams = beams
         first = self.layers[0].self_attn
         self.heads, self.head_dim = first.num_heads, first.head_dim
@@ -189,25 +195,23 @@ class M2M100Stepper:
         self._reserve(end)
         sentences = self.cross[0][0].shape[0]
         k = rows // sentences  # beams per sentence in this call
-        for i, (layer, (xk, xv)) in enumerate(zip(self.layers, self.cross)):
+        for i, ((ln1, q_proj, k_proj, v_proj, o_proj, scaling, ln2, cq_proj, co_proj, cscaling, ln3, fc1, act, fc2),
+                (xk, xv)) in enumerate(zip(self._plan, self.cross)):
             ck, cv = self._cache(i, 0), self._cache(i, 1)
-            att = layer.self_attn
-            h = layer.self_attn_layer_norm(x)
-            q = att.q_proj(h).view(rows, width, heads, hd).transpose(1, 2)
-            ck[start:end] = att.k_proj(h).view(rows, width, heads, hd).transpose(0, 1)
-            cv[start:end] = att.v_proj(h).view(rows, width, heads, hd).transpose(0, 1)
+            h = ln1(x)
+            q = q_proj(h).view(rows, width, heads, hd).transpose(1, 2)
+            ck[start:end] = k_proj(h).view(rows, width, heads, hd).transpose(0, 1)
+            cv[start:end] = v_proj(h).view(rows, width, heads, hd).transpose(0, 1)
             a = F.scaled_dot_product_attention(q, ck[:end].permute(1, 2, 0, 3), cv[:end].permute(1, 2, 0, 3),
-                                               is_causal=width > 1, scale=att.scaling)
-            x = x + att.out_proj(a.transpose(1, 2).reshape(rows, width, self.dim))
+                                               is_causal=width > 1, scale=scaling)
+            x.add_(o_proj(a.transpose(1, 2).reshape(rows, width, self.dim)))  # residuals in place: x is ours
 
-            att = layer.encoder_attn
-            h = layer.encoder_attn_layer_norm(x)
-            q = att.q_proj(h).view(sentences, k * width, heads, hd).transpose(1, 2)
-            a = F.scaled_dot_product_attention(q, xk, xv, attn_mask=self.cross_mask, scale=att.scaling)
-            x = x + att.out_proj(a.transpose(1, 2).reshape(rows, width, self.dim))
+            h = ln2(x)
+            q = cq_proj(h).view(sentences, k * width, heads, hd).transpose(1, 2)
+            a = F.scaled_dot_product_attention(q, xk, xv, attn_mask=self.cross_mask, scale=cscaling)
+            x.add_(co_proj(a.transpose(1, 2).reshape(rows, width, self.dim)))
 
-            h = layer.final_layer_norm(x)
-            x = x + layer.fc2(layer.activation_fn(layer.fc1(h)))
+            x.add_(fc2(act(fc1(ln3(x)))))
         x = self.decoder.layer_norm(x[:, -1:])
         self.length = end
         return self.model.lm_head(x)[:, 0].float()
