@@ -8,9 +8,9 @@ with LSLo adapters on the paper's positions (unmerged). Regions are labelled wit
 ``torch.profiler.record_function`` around the pieces of one ``generate`` call and reported as
 inclusive CPU time and share of the wall time:
 
-- ``encoder``: the encoder forward (once per batch);
+- ``encoder``: the encoder forward (once per batch; lslo's engine runs its own, without the padding);
 - ``decoder``: every decoder step's forward without the output projection, of which ``lslo
-  adapters`` (the routed gather + two ``bmm`` of every adapted projection) and ``attention``
+  adapters`` (the routed gather, memoised per routing without autograd, + two ``bmm`` of every adapted projection) and ``attention``
   (aten's attention kernels: softmax, scaled-dot-product, the q·k and ·v products) are parts;
 - ``lm head``: the output projection to the vocabulary;
 - ``logits processors``: the suppressed tokens (transformers' processors, or the lean search's);
@@ -65,17 +65,20 @@ def patched(model, engine: str = "lslo"):
         setattr(obj, attr, labelled(name, getattr(obj, attr)))
 
     base = model.base
-    put(base.get_encoder(), "forward", "encoder")
     put(base.lm_head, "forward", "lm head")
     if engine == "lslo":  # the lean search: its step function holds the decoder and the lm head
         from lslo.decoding import m2m100, search
 
+        put(m2m100, "encode", "encoder")  # its own encoder, without the padding
         put(m2m100.M2M100Stepper, "_forward", "decoder")
         put(m2m100.M2M100Stepper, "_gather", "cache reorder")
         put(search, "_process", "logits processors")
     else:
+        put(base.get_encoder(), "forward", "encoder")
         put(base.get_decoder(), "forward", "decoder")
-    put(layer, "routed_lora", "lslo adapters")
+    put(layer, "routed_lora", "lslo adapters")  # with autograd
+    put(layer, "apply_rows", "lslo adapters")  # without: the memoised rows (their gather) and two bmm
+    put(layer.LSLoLinear, "_rows_for", "lslo adapters")
     put(LogitsProcessorList, "__call__", "logits processors")
     put(EncoderDecoderCache, "reorder_cache", "cache reorder")
     from lslo.tuner.beam_cache import BeamSearchCache
