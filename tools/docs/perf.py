@@ -193,6 +193,17 @@ def profile_table() -> str:
     return table(["region", "seconds", "share of wall time"], rows)
 
 
+def onednn_418m(rb: dict) -> str:
+    """The `--gemm onednn` line of the 418M section, with its ratio to CTranslate2 (empty without that engine)."""
+    if "lslo/lslo-onednn" not in rb or "lslo/ct2-float32" not in rb:
+        return ""
+    speed = 1 / rb["lslo/lslo-onednn"]
+    return (f"- `--gemm onednn` is {speed:.2f}x lslo's MKL path here, so "
+            f"{rb['lslo/ct2-float32'] * speed:.2f}x CTranslate2 float32, at the cost of a second copy of the\n"
+            "  weights (peak RSS below). `--gemm auto` keeps MKL on Intel all the same: on the testbed's\n"
+            "  shapes oneDNN is slower (above).\n")
+
+
 def engines_page() -> str:
     d, big = load("engines"), load("engines_418m")
     st, rules = d["settings"], d["rules"]
@@ -264,7 +275,7 @@ Random weights (so sentences run to the length limit, and both rules do the same
   float32 (goal ≥ 1.0: {goal(rb['lslo/ct2-float32'])}).
 - lslo int8 is {rb['lslo-int8/ct2-int8']:.2f}x CTranslate2 int8 (goal ≥ 1.0:
   {goal(rb['lslo-int8/ct2-int8'])}) and {1 / rb['lslo/lslo-int8']:.2f}x lslo float32.
-
+{onednn_418m(rb)}
 {source('engines_418m')}
 {engine_table(big["rules"]["true"]["results"])}
 {memory_section()}

@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lslo.decoding.quantize import Int8Linear
+
 CACHE_CHUNK = 32  # decoder positions the self-attention cache holds at first (then doubled as needed)
 
 
@@ -62,8 +64,6 @@ def _token_linear(linear: nn.Module, rows: torch.Tensor, padder: Padder, padded:
     layer (``adapter_delta``, routed per sentence) runs its base there and adds its update computed
     on the padded (B, L, d_in) layout (``padded``, when the caller has it); any other module runs
     on the padded layout, so it sees the shapes it was written for."""
-    from lslo.decoding.quantize import Int8Linear
-
     if isinstance(linear, (nn.Linear, Int8Linear)):
         return linear(rows)
     if hasattr(linear, "adapter_delta") and hasattr(linear, "base"):
