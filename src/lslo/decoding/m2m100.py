@@ -85,22 +85,23 @@ def encode(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tens
     mask = None if padder.idx is None else attention_mask.bool()[:, None, None, :]
     rows = padder.pack(x)
     for layer in encoder.layers:
-        att = layer.self_attn
-        heads, hd = att.num_heads, att.head_dim
-        h = layer.self_attn_layer_norm(rows)
-        h_pad = None if isinstance(att.q_proj, nn.Linear) else padder.pad(h)
-
-        def split(proj):
-            out = padder.pad(_token_linear(proj, h, padder, h_pad))
-            return out.view(batch, length, heads, hd).transpose(1, 2)
-
-        a = F.scaled_dot_product_attention(split(att.q_proj), split(att.k_proj), split(att.v_proj),
-                                           attn_mask=mask, scale=att.scaling)
-        a = a.transpose(1, 2).reshape(batch, length, -1)
-        rows = rows + _token_linear(att.out_proj, padder.pack(a), padder, a)
-        h = layer.final_layer_norm(rows)
-        rows = rows + _token_linear(layer.fc2, layer.activation_fn(_token_linear(layer.fc1, h, padder)), padder)
+        rows = _encoder_layer(layer, rows, padder, mask)
     return encoder.layer_norm(rows), padder
+
+
+def _encoder_layer(layer: nn.Module, rows: torch.Tensor, padder: Padder, mask: torch.Tensor | None) -> torch.Tensor:
+    """One M2M-100 encoder layer (pre-LayerNorm) on the real-token rows."""
+    att = layer.self_attn
+    h = layer.self_attn_layer_norm(rows)
+    h_pad = None if isinstance(att.q_proj, nn.Linear) else padder.pad(h)
+    q, k, v = (padder.pad(_token_linear(proj, h, padder, h_pad))
+               .view(padder.batch, padder.length, att.num_heads, att.head_dim).transpose(1, 2)
+               for proj in (att.q_proj, att.k_proj, att.v_proj))
+    a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=att.scaling)
+    a = a.transpose(1, 2).reshape(padder.batch, padder.length, -1)
+    rows = rows + _token_linear(att.out_proj, padder.pack(a), padder, a)
+    h = layer.final_layer_norm(rows)
+    return rows + _token_linear(layer.fc2, layer.activation_fn(_token_linear(layer.fc1, h, padder)), padder)
 
 
 class M2M100Stepper:
@@ -126,7 +127,7 @@ class M2M100Stepper:
         self.heads, self.head_dim = first.num_heads, first.head_dim
         enc, padder = encode(model, input_ids, attention_mask)
         batch, src_len = input_ids.shape
-        self.dim = dim = enc.shape[-1]
+        self.dim = enc.shape[-1]
         # transformers passes no encoder mask to attention when no source token is padding
         if attention_mask is not None and not bool(attention_mask.bool().all()):
             self.cross_mask: torch.Tensor | None = attention_mask.bool()[:, None, None, :]
