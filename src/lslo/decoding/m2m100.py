@@ -45,8 +45,10 @@ class Padder:
 
     def __init__(self, attention_mask: torch.Tensor | None, batch: int, length: int) -> None:
         self.batch, self.length = batch, length
-        real = None if attention_mask is None else attention_mask.bool().reshape(-1)
-        self.idx = None if real is None or bool(real.all()) else real.nonzero()[:, 0]
+        real = None if attention_mask is None else attention_mask.bool()
+        self.idx = None if real is None or bool(real.all()) else real.reshape(-1).nonzero()[:, 0]
+        # attention's key mask; None without padding, where transformers passes none either
+        self.mask = None if self.idx is None else real[:, None, None, :]
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, x.shape[-1])
@@ -59,12 +61,28 @@ class Padder:
         return out.index_copy_(0, self.idx, rows).view(self.batch, self.length, rows.shape[-1])
 
 
+def _plain(linear: nn.Module) -> bool:
+    """A linear map of each row on its own (no routing by sentence): it may run on the real-token rows."""
+    return isinstance(linear, (nn.Linear, Int8Linear))
+
+
+def _padded_for(linears, rows: torch.Tensor, padder: Padder) -> torch.Tensor | None:
+    """``rows`` in the padded layout when one of ``linears`` needs it, computed once for all of them."""
+    return None if all(_plain(m) for m in linears) else padder.pad(rows)
+
+
+def _heads(linears, rows: torch.Tensor, padder: Padder, heads: int, head_dim: int, padded: torch.Tensor | None):
+    """Each projection of the real-token rows, padded and split into heads: (B, heads, L, head dim)."""
+    return tuple(padder.pad(_token_linear(m, rows, padder, padded))
+                 .view(padder.batch, padder.length, heads, head_dim).transpose(1, 2) for m in linears)
+
+
 def _token_linear(linear: nn.Module, rows: torch.Tensor, padder: Padder, padded: torch.Tensor | None = None):
     """``linear`` on the real-token rows (N, d_in). A plain linear runs on those rows; an adapter
     layer (``adapter_delta``, routed per sentence) runs its base there and adds its update computed
     on the padded (B, L, d_in) layout (``padded``, when the caller has it); any other module runs
     on the padded layout, so it sees the shapes it was written for."""
-    if isinstance(linear, (nn.Linear, Int8Linear)):
+    if _plain(linear):
         return linear(rows)
     if hasattr(linear, "adapter_delta") and hasattr(linear, "base"):
         out = linear.base(rows)
@@ -82,22 +100,19 @@ def encode(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tens
     padder = Padder(attention_mask, batch, length)
     x = encoder.embed_tokens(input_ids)
     x = x + encoder.embed_positions(input_ids, x).to(x.device)
-    mask = None if padder.idx is None else attention_mask.bool()[:, None, None, :]
     rows = padder.pack(x)
     for layer in encoder.layers:
-        rows = _encoder_layer(layer, rows, padder, mask)
+        rows = _encoder_layer(layer, rows, padder)
     return encoder.layer_norm(rows), padder
 
 
-def _encoder_layer(layer: nn.Module, rows: torch.Tensor, padder: Padder, mask: torch.Tensor | None) -> torch.Tensor:
+def _encoder_layer(layer: nn.Module, rows: torch.Tensor, padder: Padder) -> torch.Tensor:
     """One M2M-100 encoder layer (pre-LayerNorm) on the real-token rows."""
     att = layer.self_attn
     h = layer.self_attn_layer_norm(rows)
-    h_pad = None if isinstance(att.q_proj, nn.Linear) else padder.pad(h)
-    q, k, v = (padder.pad(_token_linear(proj, h, padder, h_pad))
-               .view(padder.batch, padder.length, att.num_heads, att.head_dim).transpose(1, 2)
-               for proj in (att.q_proj, att.k_proj, att.v_proj))
-    a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=att.scaling)
+    projs = (att.q_proj, att.k_proj, att.v_proj)
+    q, k, v = _heads(projs, h, padder, att.num_heads, att.head_dim, _padded_for(projs, h, padder))
+    a = F.scaled_dot_product_attention(q, k, v, attn_mask=padder.mask, scale=att.scaling)
     a = a.transpose(1, 2).reshape(padder.batch, padder.length, -1)
     rows = rows + _token_linear(att.out_proj, padder.pack(a), padder, a)
     h = layer.final_layer_norm(rows)
@@ -126,20 +141,13 @@ class M2M100Stepper:
         first = self.layers[0].self_attn
         self.heads, self.head_dim = first.num_heads, first.head_dim
         enc, padder = encode(model, input_ids, attention_mask)
-        batch, src_len = input_ids.shape
+        batch = input_ids.shape[0]
         self.dim = enc.shape[-1]
-        # transformers passes no encoder mask to attention when no source token is padding
-        if attention_mask is not None and not bool(attention_mask.bool().all()):
-            self.cross_mask: torch.Tensor | None = attention_mask.bool()[:, None, None, :]
-        else:
-            self.cross_mask = None
-        self.cross: list[tuple[torch.Tensor, torch.Tensor]] = []
-        for layer in self.layers:
-            att = layer.encoder_attn
-            enc_pad = None if isinstance(att.k_proj, nn.Linear) else padder.pad(enc)
-            k, v = (padder.pad(_token_linear(proj, enc, padder, enc_pad))
-                    .view(batch, src_len, self.heads, self.head_dim).transpose(1, 2) for proj in (att.k_proj, att.v_proj))
-            self.cross.append((k, v))
+        self.cross_mask: torch.Tensor | None = padder.mask
+        projs = [(layer.encoder_attn.k_proj, layer.encoder_attn.v_proj) for layer in self.layers]
+        enc_pad = _padded_for([m for pair in projs for m in pair], enc, padder)  # once for every layer
+        self.cross: list[tuple[torch.Tensor, torch.Tensor]] = [
+            _heads(pair, enc, padder, self.heads, self.head_dim, enc_pad) for pair in projs]
         self.max_length = max_length
         # self-attention keys/values, time-major: (capacity, rows, heads, head dim) views of flat
         # buffers, one key and one value buffer per layer plus one spare; a step writes position t in

@@ -70,7 +70,7 @@ class Router:
         if hit is not None and hit[0] == version:
             return hit[1]
         value = build()
-        size = sum(t.numel() * t.element_size() for t in value if t is not None)
+        size = sum(t.numel() * t.element_size() for t in value)
         if hit is not None:
             self._memo_bytes -= hit[2]
             del self._memo[key]
@@ -419,13 +419,8 @@ class LSLoLinear(WrapsLinear):
         out = self.base(x)
         if self.lora_A.shape[0] == 0:  # every rank is 0
             return out
-        # Rows of one sentence (beam/sample expansion) are contiguous, so a (B*k, T, d) input is
-        # viewed as (B, k*T, d): one gathered pair per sentence instead of one per row.
-        ids, _ = self.router.groups(self.routing, x.shape[0], x.device)
+        ids, h, dtype = self._routed(x)
         n = ids.shape[0]
-        drop = self.dropout
-        h = (x if type(drop) is nn.Identity else drop(x)).reshape(n, -1, x.shape[-1])
-        dtype = _compute_dtype(h)
         o = out.view(n, -1, out.shape[-1]) if out.is_contiguous() else None  # accumulate in place
         if not needs_autograd(h, self.lora_A, self.lora_BT):
             a_rows, b_rows = self._rows_for(ids, dtype)
@@ -445,12 +440,18 @@ class LSLoLinear(WrapsLinear):
         encoder runs it on the real tokens only, without the padding) and add the update."""
         if self.lora_A.shape[0] == 0:
             return None
+        ids, h, dtype = self._routed(x)
+        a_rows, b_rows = self._rows_for(ids, dtype)
+        return apply_rows(h, a_rows, b_rows, dtype).view(*x.shape[:-1], self.out_features)
+
+    def _routed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.dtype]:
+        """The sentences' language ids, x (after dropout) as (sentences, rows per sentence, d_in),
+        and the compute dtype. Rows of one sentence (beam/sample expansion) are contiguous, so a
+        (B*k, T, d) input is viewed as (B, k*T, d): one gathered pair per sentence, not per row."""
         ids, _ = self.router.groups(self.routing, x.shape[0], x.device)
         drop = self.dropout
         h = (x if type(drop) is nn.Identity else drop(x)).reshape(ids.shape[0], -1, x.shape[-1])
-        dtype = _compute_dtype(h)
-        a_rows, b_rows = self._rows_for(ids, dtype)
-        return apply_rows(h, a_rows, b_rows, dtype).view(*x.shape[:-1], self.out_features)
+        return ids, h, _compute_dtype(h)
 
     def _rows_for(self, ids: torch.Tensor, dtype: torch.dtype):
         """The sentences' gathered A rows and B^T rows, the B^T rows times their scales (``ids``:
